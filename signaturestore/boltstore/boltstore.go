@@ -1,0 +1,619 @@
+// Package boltstore keeps image signatures in a bbolt database. It is the
+// only package that imports bbolt; everything else sees a
+// signaturestore.Store and a signaturestore.DeleteJournal.
+//
+// It must not know about HTTP or wire formats, and it does not enforce the
+// signature-name rules of the extension API (handlers do). It validates
+// only what its own layout depends on: non-empty keys and content, a
+// well-formed digest, and key lengths bbolt can hold.
+//
+// # Key layout (schema version 1)
+//
+// Every level named by user input is its own nested bucket, so no
+// repository or digest can be a key prefix of another: "ns/math",
+// "ns/math-voila" and "ns/math/sub" are three sibling buckets, not three
+// ranges of one key space that a prefix scan could mix up ("-" sorts before
+// "/"; SPEC section 6).
+//
+//	<root>
+//	├── meta/
+//	│   ├── schema                    uint32 big-endian: schema version, written on open
+//	│   └── count                     uint64 big-endian: signatures stored in total
+//	├── repos/
+//	│   └── <repository>/             exact repository name, e.g. "ns/math"
+//	│       └── <digest>/             one image, e.g. "sha256:4f5e…"
+//	│           ├── stat              uint64 signatures | uint64 content bytes
+//	│           ├── sigs/
+//	│           │   └── <seq>         uint64 big-endian -> signature record (record.go)
+//	│           ├── names/
+//	│           │   └── <name>        -> <seq>
+//	│           └── hashes/
+//	│               └── <sha256>      hash of (type, content) -> <seq>
+//	└── journal/
+//	    └── <uvarint len(repository)><repository><digest>
+//	                                  -> int64 big-endian unix nanoseconds of BeginImageDelete
+//
+// Sequence numbers come from the sigs bucket's own sequence and are never
+// reused while the image exists, so iterating sigs gives insertion order.
+// An image bucket exists only while it holds a signature and a repository
+// bucket only while it holds an image, so an empty database is just the
+// three top-level buckets. meta/count and every stat key are updated in the
+// same transaction as the signatures they count.
+//
+// # Writes
+//
+// All writes go through one writer goroutine that groups whatever requests
+// are queued into one transaction, so they share one commit and its
+// fsyncs (group commit). A write returns only after its transaction is
+// committed and synced (bbolt's default NoSync=false). Every
+// operation checks its preconditions before it writes, so an operation
+// rejected with a domain error changes nothing and does not disturb the
+// other operations sharing its transaction.
+//
+// Reads run in their own read-only transactions and copy every byte out
+// before the transaction ends.
+package boltstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/signet-registry/signet/signaturestore"
+)
+
+// SchemaVersion is the key layout this package reads and writes. Open
+// refuses a database with a newer version instead of misreading it.
+const SchemaVersion = 1
+
+// Defaults for zero Options fields.
+const (
+	DefaultMaxBatch    = 256
+	DefaultFileMode    = os.FileMode(0o600)
+	DefaultOpenTimeout = 5 * time.Second
+)
+
+// maxKeyLen bounds repository and signature names. Handlers validate much
+// tighter rules; this only keeps keys far below bbolt's MaxKeySize.
+const maxKeyLen = 4096
+
+// maxContentLen keeps a record below bbolt's MaxValueSize whatever the
+// configured limits.
+const maxContentLen = 1 << 30
+
+var (
+	// ErrUnsupportedSchema: the database was written by a newer (or
+	// unknown) version of this package.
+	ErrUnsupportedSchema = errors.New("unsupported signature database schema")
+	// ErrCorrupt: the database does not follow the key layout.
+	ErrCorrupt = errors.New("signature database corrupt")
+)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketRepos   = []byte("repos")
+	bucketJournal = []byte("journal")
+	bucketSigs    = []byte("sigs")
+	bucketNames   = []byte("names")
+	bucketHashes  = []byte("hashes")
+	keySchema     = []byte("schema")
+	keyCount      = []byte("count")
+	keyStat       = []byte("stat")
+)
+
+// Options configure Open.
+type Options struct {
+	// Limits bound what one image may hold. A zero field means no
+	// limit; the configuration is expected to supply real bounds.
+	Limits signaturestore.Limits
+	// Observer, when not nil, is called once per committed write
+	// transaction with its duration and the number of requests it
+	// answered. It runs on the writer goroutine: keep it fast.
+	Observer signaturestore.CommitObserver
+	// MaxBatch caps how many requests share one commit. Zero means
+	// DefaultMaxBatch.
+	MaxBatch int
+	// FileMode is used when the database file is created. Zero means
+	// DefaultFileMode.
+	FileMode os.FileMode
+	// OpenTimeout is how long Open waits for another process to release
+	// the database file lock. Zero means DefaultOpenTimeout.
+	OpenTimeout time.Duration
+}
+
+// Store is a signaturestore.Store and signaturestore.DeleteJournal backed
+// by one bbolt file. It is safe for concurrent use.
+type Store struct {
+	db       *bbolt.DB
+	path     string
+	limits   signaturestore.Limits
+	observer signaturestore.CommitObserver
+	maxBatch int
+
+	// mu guards closed. Senders on reqs and readers hold it shared, so
+	// once Close holds it exclusively nobody is sending and reqs can be
+	// closed without a send on a closed channel.
+	mu     sync.RWMutex
+	closed bool
+	reqs   chan *request
+	// writerDone is closed when the writer goroutine has answered every
+	// request and exited.
+	writerDone chan struct{}
+}
+
+var (
+	_ signaturestore.Store         = (*Store)(nil)
+	_ signaturestore.DeleteJournal = (*Store)(nil)
+)
+
+// Open opens (creating if needed) the database at path, checks or writes
+// its schema version and starts the writer.
+func Open(path string, opts Options) (*Store, error) {
+	mode := opts.FileMode
+	if mode == 0 {
+		mode = DefaultFileMode
+	}
+	timeout := opts.OpenTimeout
+	if timeout <= 0 {
+		timeout = DefaultOpenTimeout
+	}
+	maxBatch := opts.MaxBatch
+	if maxBatch <= 0 {
+		maxBatch = DefaultMaxBatch
+	}
+	// bbolt's default NoSync=false is what makes a nil error from a write
+	// mean "on stable storage"; never turn it off here.
+	db, err := bbolt.Open(path, mode, &bbolt.Options{Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open signature database %s: still locked by another process after %s: %w", path, timeout, err)
+		}
+		return nil, fmt.Errorf("open signature database %s: %w", path, err)
+	}
+	if err := db.Update(initSchema); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open signature database %s: %w", path, err)
+	}
+	s := &Store{
+		db:         db,
+		path:       path,
+		limits:     opts.Limits,
+		observer:   opts.Observer,
+		maxBatch:   maxBatch,
+		reqs:       make(chan *request, maxBatch),
+		writerDone: make(chan struct{}),
+	}
+	go s.run()
+	return s, nil
+}
+
+// initSchema writes the schema version into a new database, or checks the
+// one already there.
+func initSchema(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		// Only adopt an empty file: anything else is not ours.
+		if k, _ := tx.Cursor().First(); k != nil {
+			return fmt.Errorf("%w: no %q bucket but other data present; not a signet signature database", ErrCorrupt, bucketMeta)
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return fmt.Errorf("create meta bucket: %w", err)
+		}
+		if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+			return fmt.Errorf("write schema version: %w", err)
+		}
+		if err := meta.Put(keyCount, make([]byte, 8)); err != nil {
+			return fmt.Errorf("write count: %w", err)
+		}
+	}
+	if err := checkMeta(meta); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketRepos, bucketJournal} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create %s bucket: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func checkMeta(meta *bbolt.Bucket) error {
+	v := meta.Get(keySchema)
+	if len(v) != 4 {
+		return fmt.Errorf("%w: schema version key missing or malformed", ErrCorrupt)
+	}
+	switch version := binary.BigEndian.Uint32(v); {
+	case version > SchemaVersion:
+		return fmt.Errorf("%w: database has schema version %d, this build of signet supports version %d; upgrade signet", ErrUnsupportedSchema, version, SchemaVersion)
+	case version != SchemaVersion:
+		return fmt.Errorf("%w: database has schema version %d, this build of signet supports version %d", ErrUnsupportedSchema, version, SchemaVersion)
+	}
+	if len(meta.Get(keyCount)) != 8 {
+		return fmt.Errorf("%w: count key missing or malformed", ErrCorrupt)
+	}
+	return nil
+}
+
+// Path is the database file, so a test or tool can reopen it.
+func (s *Store) Path() string { return s.path }
+
+// Close stops accepting requests, commits everything already queued, stops
+// the writer and closes the database. A second Close returns ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("close signature database: %w", signaturestore.ErrClosed)
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.writerDone
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close signature database: %w", err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction unless the store is closed.
+func (s *Store) view(fn func(tx *bbolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return signaturestore.ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+// Put implements signaturestore.Store.
+func (s *Store) Put(ctx context.Context, key signaturestore.ImageKey, sig signaturestore.Signature) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put signature: %w", err)
+	}
+	op, err := s.preparePut(key, sig)
+	if err != nil {
+		return fmt.Errorf("put signature %q for %s: %w", sig.Name, key, err)
+	}
+	if err := s.submit(ctx, op.apply); err != nil {
+		return fmt.Errorf("put signature %q for %s: %w", sig.Name, key, err)
+	}
+	return nil
+}
+
+// List implements signaturestore.Store.
+func (s *Store) List(ctx context.Context, key signaturestore.ImageKey) ([]signaturestore.Signature, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list signatures: %w", err)
+	}
+	if err := validateKey(key); err != nil {
+		return nil, fmt.Errorf("list signatures of %s: %w", key, err)
+	}
+	var sigs []signaturestore.Signature
+	err := s.view(func(tx *bbolt.Tx) error {
+		img, err := openImage(tx, key)
+		if err != nil || img == nil {
+			return err
+		}
+		// stat is trusted only as a capacity hint.
+		sigs = make([]signaturestore.Signature, 0, min(img.count, 1024))
+		c := img.sigs.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			sig, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("signature %x: %w", k, err)
+			}
+			sigs = append(sigs, sig)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list signatures of %s: %w", key, err)
+	}
+	if sigs == nil {
+		sigs = []signaturestore.Signature{}
+	}
+	return sigs, nil
+}
+
+// SetStatus implements signaturestore.Store.
+func (s *Store) SetStatus(ctx context.Context, key signaturestore.ImageKey, name string, status *signaturestore.Status) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set signature status: %w", err)
+	}
+	if err := validateKeyAndName(key, name); err != nil {
+		return fmt.Errorf("set status of signature %q for %s: %w", name, key, err)
+	}
+	st, err := encodeStatus(status)
+	if err != nil {
+		return fmt.Errorf("set status of signature %q for %s: %w", name, key, err)
+	}
+	if err := s.submit(ctx, setStatusOp(key, name, st)); err != nil {
+		return fmt.Errorf("set status of signature %q for %s: %w", name, key, err)
+	}
+	return nil
+}
+
+// Delete implements signaturestore.Store.
+func (s *Store) Delete(ctx context.Context, key signaturestore.ImageKey, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete signature: %w", err)
+	}
+	if err := validateKeyAndName(key, name); err != nil {
+		return fmt.Errorf("delete signature %q for %s: %w", name, key, err)
+	}
+	if err := s.submit(ctx, deleteOp(key, name)); err != nil {
+		return fmt.Errorf("delete signature %q for %s: %w", name, key, err)
+	}
+	return nil
+}
+
+// DeleteAll implements signaturestore.Store.
+func (s *Store) DeleteAll(ctx context.Context, key signaturestore.ImageKey) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("delete all signatures: %w", err)
+	}
+	if err := validateKey(key); err != nil {
+		return 0, fmt.Errorf("delete all signatures of %s: %w", key, err)
+	}
+	// n is written by the writer goroutine before it answers, and read
+	// here only after the answer: the channel orders the two.
+	var n int
+	err := s.submit(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		n, err = deleteImage(tx, key)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete all signatures of %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// Count implements signaturestore.Store.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("count signatures: %w", err)
+	}
+	var n uint64
+	err := s.view(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = readTotal(tx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count signatures: %w", err)
+	}
+	return int64(n), nil
+}
+
+// BeginImageDelete implements signaturestore.DeleteJournal.
+func (s *Store) BeginImageDelete(ctx context.Context, key signaturestore.ImageKey) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("begin image delete: %w", err)
+	}
+	if err := validateKey(key); err != nil {
+		return fmt.Errorf("begin delete of %s: %w", key, err)
+	}
+	if err := s.submit(ctx, beginDeleteOp(key, time.Now())); err != nil {
+		return fmt.Errorf("begin delete of %s: %w", key, err)
+	}
+	return nil
+}
+
+// EndImageDelete implements signaturestore.DeleteJournal. Settling an
+// intent that is not recorded is not an error (recovery may settle an
+// intent twice); with deleted=true the signatures are removed either way.
+func (s *Store) EndImageDelete(ctx context.Context, key signaturestore.ImageKey, deleted bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("end image delete: %w", err)
+	}
+	if err := validateKey(key); err != nil {
+		return fmt.Errorf("end delete of %s: %w", key, err)
+	}
+	if err := s.submit(ctx, endDeleteOp(key, deleted)); err != nil {
+		return fmt.Errorf("end delete of %s: %w", key, err)
+	}
+	return nil
+}
+
+// PendingImageDeletes implements signaturestore.DeleteJournal. The result
+// is never nil.
+func (s *Store) PendingImageDeletes(ctx context.Context) ([]signaturestore.ImageKey, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list pending image deletes: %w", err)
+	}
+	keys := []signaturestore.ImageKey{}
+	err := s.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketJournal).ForEach(func(k, _ []byte) error {
+			key, err := decodeJournalKey(k)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, key)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pending image deletes: %w", err)
+	}
+	return keys, nil
+}
+
+// Check verifies the database: bbolt's own page-level consistency check
+// first, then this package's key layout and counters. It returns the first
+// problem found. It holds the write lock while it runs, so writes wait.
+func (s *Store) Check() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return fmt.Errorf("check signature database: %w", signaturestore.ErrClosed)
+	}
+	// bbolt documents tx.Check as safe alongside other writers only on a
+	// writable transaction; this one is rolled back, never committed.
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("check signature database: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var first error
+	for err := range tx.Check() {
+		// Drain the channel so bbolt's checking goroutine finishes.
+		if first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("check signature database: bbolt: %w", first)
+	}
+	if err := checkLayout(tx); err != nil {
+		return fmt.Errorf("check signature database: %w", err)
+	}
+	return nil
+}
+
+func validateKey(key signaturestore.ImageKey) error {
+	if key.Repository == "" {
+		return fmt.Errorf("%w: empty repository", signaturestore.ErrInvalid)
+	}
+	if len(key.Repository) > maxKeyLen {
+		return fmt.Errorf("%w: repository longer than %d bytes", signaturestore.ErrInvalid, maxKeyLen)
+	}
+	if err := key.Digest.Validate(); err != nil {
+		return fmt.Errorf("%w: digest %q: %v", signaturestore.ErrInvalid, key.Digest, err)
+	}
+	return nil
+}
+
+func validateKeyAndName(key signaturestore.ImageKey, name string) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	return validateName(name)
+}
+
+func validateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty name", signaturestore.ErrInvalid)
+	}
+	if len(name) > maxKeyLen {
+		return fmt.Errorf("%w: name longer than %d bytes", signaturestore.ErrInvalid, maxKeyLen)
+	}
+	return nil
+}
+
+// checkLayout walks the whole database and checks every invariant of the
+// key layout: records decode, the indexes and stat agree with the records,
+// and the per-image counts add up to meta/count.
+func checkLayout(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("%w: missing meta bucket", ErrCorrupt)
+	}
+	if err := checkMeta(meta); err != nil {
+		return err
+	}
+	repos := tx.Bucket(bucketRepos)
+	journal := tx.Bucket(bucketJournal)
+	if repos == nil || journal == nil {
+		return fmt.Errorf("%w: missing repos or journal bucket", ErrCorrupt)
+	}
+	var total uint64
+	err := repos.ForEach(func(repo, v []byte) error {
+		if v != nil {
+			return fmt.Errorf("%w: value %q where a repository bucket belongs", ErrCorrupt, repo)
+		}
+		rb := repos.Bucket(repo)
+		images := 0
+		err := rb.ForEach(func(d, v []byte) error {
+			key := signaturestore.ImageKey{Repository: string(repo), Digest: digest.Digest(d)}
+			if v != nil {
+				return fmt.Errorf("%w: %s: value where an image bucket belongs", ErrCorrupt, key)
+			}
+			if err := validateKey(key); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+			}
+			images++
+			n, err := checkImage(tx, key)
+			total += n
+			if err != nil {
+				return fmt.Errorf("image %s: %w", key, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if images == 0 {
+			return fmt.Errorf("%w: repository %q: empty bucket left behind", ErrCorrupt, repo)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	stored, err := readTotal(tx)
+	if err != nil {
+		return err
+	}
+	if stored != total {
+		return fmt.Errorf("%w: meta count is %d but %d signatures are stored", ErrCorrupt, stored, total)
+	}
+	return journal.ForEach(func(k, v []byte) error {
+		if _, err := decodeJournalKey(k); err != nil {
+			return err
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("%w: journal entry %q: malformed value", ErrCorrupt, k)
+		}
+		return nil
+	})
+}
+
+// checkImage checks one image bucket and returns how many signatures it
+// holds.
+func checkImage(tx *bbolt.Tx, key signaturestore.ImageKey) (uint64, error) {
+	img, err := openImage(tx, key)
+	if err != nil {
+		return 0, err
+	}
+	var n, size uint64
+	c := img.sigs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) != 8 || v == nil {
+			return n, fmt.Errorf("%w: malformed sigs entry %x", ErrCorrupt, k)
+		}
+		sig, err := decodeRecord(v)
+		if err != nil {
+			return n, fmt.Errorf("signature %x: %w", k, err)
+		}
+		n++
+		size += uint64(len(sig.Content))
+		if got := img.names.Get([]byte(sig.Name)); string(got) != string(k) {
+			return n, fmt.Errorf("%w: name index for %q points to %x, want %x", ErrCorrupt, sig.Name, got, k)
+		}
+		if got := img.hashes.Get(contentHash(sig.Type, sig.Content)); string(got) != string(k) {
+			return n, fmt.Errorf("%w: content index for %q points to %x, want %x", ErrCorrupt, sig.Name, got, k)
+		}
+	}
+	if n == 0 {
+		return n, fmt.Errorf("%w: empty image bucket left behind", ErrCorrupt)
+	}
+	if img.count != n || img.bytes != size {
+		return n, fmt.Errorf("%w: stat says %d signatures of %d bytes, found %d of %d", ErrCorrupt, img.count, img.bytes, n, size)
+	}
+	// Every index entry was matched by a record above; equal sizes rule
+	// out extra entries.
+	if names, hashes := img.names.Stats().KeyN, img.hashes.Stats().KeyN; uint64(names) != n || uint64(hashes) != n {
+		return n, fmt.Errorf("%w: %d signatures but %d names and %d hashes indexed", ErrCorrupt, n, names, hashes)
+	}
+	return n, nil
+}

@@ -1,0 +1,465 @@
+package boltstore
+
+import (
+	"context"
+	_ "crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/signet-registry/signet/signaturestore"
+	"github.com/signet-registry/signet/signaturestore/storetest"
+)
+
+// MustOpen opens a store on a new file in t.TempDir() and closes it when
+// the test ends.
+func MustOpen(t testing.TB) *Store {
+	t.Helper()
+	return mustOpenOptions(t, filepath.Join(t.TempDir(), "signatures.db"), Options{})
+}
+
+func mustOpenOptions(t testing.TB, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil && !errors.Is(err, signaturestore.ErrClosed) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RunOpener(t, storetest.Opener{
+		Open: func(t *testing.T, limits signaturestore.Limits) signaturestore.Store {
+			return mustOpenOptions(t, filepath.Join(t.TempDir(), "signatures.db"), Options{Limits: limits})
+		},
+		Reopen: func(t *testing.T, closed signaturestore.Store, limits signaturestore.Limits) signaturestore.Store {
+			return mustOpenOptions(t, closed.(*Store).Path(), Options{Limits: limits})
+		},
+	})
+}
+
+func key(repo, seed string) signaturestore.ImageKey {
+	return signaturestore.ImageKey{Repository: repo, Digest: digest.FromString(seed)}
+}
+
+func sig(k signaturestore.ImageKey, n int) signaturestore.Signature {
+	return signaturestore.Signature{
+		Name:    fmt.Sprintf("%s@%032x", k.Digest, n),
+		Type:    signaturestore.TypeAtomic,
+		Content: []byte(fmt.Sprintf("content %d of %s", n, k)),
+	}
+}
+
+// rawDB closes s and opens its file with bbolt directly.
+func rawDB(t *testing.T, s *Store) *bbolt.DB {
+	t.Helper()
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("bbolt.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestSchemaVersionWritten(t *testing.T) {
+	s := MustOpen(t)
+	db := rawDB(t, s)
+	err := db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errors.New("no meta bucket")
+		}
+		if v := meta.Get(keySchema); len(v) != 4 || binary.BigEndian.Uint32(v) != SchemaVersion {
+			return fmt.Errorf("schema key = %x, want %d", v, SchemaVersion)
+		}
+		if v := meta.Get(keyCount); len(v) != 8 || binary.BigEndian.Uint64(v) != 0 {
+			return fmt.Errorf("count key = %x, want 0", v)
+		}
+		for _, b := range [][]byte{bucketRepos, bucketJournal} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("no %s bucket", b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(tx *bbolt.Tx) error
+		want    error
+		text    string
+	}{
+		{"newer schema", schemaValue(binary.BigEndian.AppendUint32(nil, SchemaVersion+1)), ErrUnsupportedSchema, "schema version 2"},
+		{"schema zero", schemaValue(binary.BigEndian.AppendUint32(nil, 0)), ErrUnsupportedSchema, "schema version 0"},
+		{"malformed schema", schemaValue([]byte{1}), ErrCorrupt, "schema version key"},
+		{"foreign database", func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucket([]byte("someone-else"))
+			return err
+		}, ErrCorrupt, "not a signet"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "signatures.db")
+			db, err := bbolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(tc.prepare); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s, err := Open(path, Options{OpenTimeout: 100 * time.Millisecond})
+			if err == nil {
+				_ = s.Close()
+				t.Fatalf("Open succeeded; want %v", tc.want)
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("Open error %q; want %v mentioning %q", err, tc.want, tc.text)
+			}
+			// The refused file is released and left as it was.
+			db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatalf("file still locked after refused Open: %v", err)
+			}
+			defer db.Close()
+			_ = db.View(func(tx *bbolt.Tx) error {
+				if tx.Bucket(bucketRepos) != nil {
+					t.Errorf("refused Open wrote to the file")
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func schemaValue(v []byte) func(tx *bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyCount, make([]byte, 8)); err != nil {
+			return err
+		}
+		return meta.Put(keySchema, v)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	s := MustOpen(t)
+	_, err := Open(s.Path(), Options{OpenTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, berrors.ErrTimeout) || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("second Open: %v; want a lock timeout", err)
+	}
+}
+
+// countingObserver counts commits and the requests they answered.
+type countingObserver struct {
+	commits  atomic.Int64
+	requests atomic.Int64
+}
+
+func (o *countingObserver) ObserveCommit(_ time.Duration, batchSize int) {
+	o.commits.Add(1)
+	o.requests.Add(int64(batchSize))
+}
+
+func TestGroupCommitBatches(t *testing.T) {
+	obs := &countingObserver{}
+	s := mustOpenOptions(t, filepath.Join(t.TempDir(), "signatures.db"), Options{Observer: obs})
+	const puts = 64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, puts)
+	for i := range puts {
+		wg.Go(func() {
+			<-start
+			k := key("ns/math", fmt.Sprint(i%8))
+			errs[i] = s.Put(t.Context(), k, sig(k, i))
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	commits, requests := obs.commits.Load(), obs.requests.Load()
+	t.Logf("%d puts in %d commits", puts, commits)
+	if requests != puts {
+		t.Errorf("observer saw %d requests, want %d", requests, puts)
+	}
+	if commits >= puts/2 {
+		t.Errorf("%d concurrent puts took %d commits; group commit should need far fewer", puts, commits)
+	}
+	if n, err := s.Count(t.Context()); err != nil || n != puts {
+		t.Fatalf("Count = %d, %v; want %d", n, err, puts)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("Check after concurrent puts: %v", err)
+	}
+}
+
+// TestBatchIsolation drives one batch by hand: each request gets its own
+// verdict, a rejected request changes nothing, and a request that fails
+// half-way through its writes is rolled back alone.
+func TestBatchIsolation(t *testing.T) {
+	obs := &countingObserver{}
+	s := mustOpenOptions(t, filepath.Join(t.TempDir(), "signatures.db"), Options{
+		Observer: obs,
+		Limits:   signaturestore.Limits{MaxPerImage: 2},
+	})
+	img1, img2, img3 := key("ns/math", "1"), key("ns/math", "2"), key("ns/math-voila", "3")
+	put := func(k signaturestore.ImageKey, sg signaturestore.Signature) func(*bbolt.Tx) error {
+		op, err := s.preparePut(k, sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op.apply
+	}
+	dupName := sig(img1, 1)
+	dupName.Content = []byte("other content")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	boom := errors.New("boom")
+	halfWrite := func(tx *bbolt.Tx) error {
+		// Writes, then fails: the write must not survive.
+		if _, err := tx.Bucket(bucketRepos).CreateBucket([]byte("half/written")); err != nil {
+			return wrote(err)
+		}
+		return wrote(boom)
+	}
+
+	reqs := []struct {
+		name  string
+		ctx   context.Context
+		apply func(*bbolt.Tx) error
+		want  error
+	}{
+		{"put A", context.Background(), put(img1, sig(img1, 1)), nil},
+		{"duplicate name", context.Background(), put(img1, dupName), signaturestore.ErrExists},
+		{"half write", context.Background(), halfWrite, boom},
+		{"put C", context.Background(), put(img1, sig(img1, 3)), nil},
+		{"over limit", context.Background(), put(img1, sig(img1, 4)), signaturestore.ErrLimit},
+		{"cancelled", cancelled, put(img2, sig(img2, 5)), context.Canceled},
+		{"delete missing", context.Background(), deleteOp(img3, sig(img3, 1).Name), signaturestore.ErrNotFound},
+		{"put F", context.Background(), put(img2, sig(img2, 6)), nil},
+	}
+	batch := make([]*request, len(reqs))
+	for i, r := range reqs {
+		batch[i] = &request{ctx: r.ctx, apply: r.apply, done: make(chan error, 1)}
+	}
+	s.commit(slices.Clone(batch))
+	for i, r := range reqs {
+		select {
+		case err := <-batch[i].done:
+			if r.want == nil && err != nil || !errors.Is(err, r.want) {
+				t.Errorf("%s: %v, want %v", r.name, err, r.want)
+			}
+		default:
+			t.Errorf("%s: not answered", r.name)
+		}
+	}
+	if c, n := obs.commits.Load(), obs.requests.Load(); c != 1 || n != int64(len(reqs)-1) {
+		t.Errorf("observer saw %d commits of %d requests; want 1 of %d", c, n, len(reqs)-1)
+	}
+	for _, c := range []struct {
+		key  signaturestore.ImageKey
+		want []string
+	}{{img1, []string{sig(img1, 1).Name, sig(img1, 3).Name}}, {img2, []string{sig(img2, 6).Name}}, {img3, nil}} {
+		got, err := s.List(t.Context(), c.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range got {
+			names = append(names, g.Name)
+		}
+		if !slices.Equal(names, c.want) {
+			t.Errorf("List(%s) = %q, want %q", c.key, names, c.want)
+		}
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("Check: %v (the half write or an empty bucket survived?)", err)
+	}
+}
+
+// TestCommitFailure: when the commit itself fails, every request in the
+// batch gets the error, including one whose rejection depended on an
+// earlier request of the lost batch, and nothing is stored.
+func TestCommitFailure(t *testing.T) {
+	s := MustOpen(t)
+	k := key("ns/math", "img")
+	big := sig(k, 1)
+	big.Content = make([]byte, 4<<20)
+	dup := big
+	dup.Name = sig(k, 2).Name
+	var batch []*request
+	for _, sg := range []signaturestore.Signature{big, dup} {
+		op, err := s.preparePut(k, sg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, &request{ctx: context.Background(), apply: op.apply, done: make(chan error, 1)})
+	}
+	// The writer goroutine is idle, and commit runs right here, so
+	// nothing else reads MaxSize meanwhile.
+	s.db.MaxSize = 1 << 20
+	s.commit(slices.Clone(batch))
+	s.db.MaxSize = 0
+	for i, r := range batch {
+		if err := <-r.done; !errors.Is(err, berrors.ErrMaxSizeReached) || !strings.Contains(err.Error(), "commit") {
+			t.Errorf("request %d: %v, want the wrapped commit error", i, err)
+		}
+	}
+	if got, err := s.List(t.Context(), k); err != nil || len(got) != 0 {
+		t.Fatalf("List after failed commit = %d signatures, %v; want none", len(got), err)
+	}
+	// The store carries on.
+	if err := s.Put(t.Context(), k, big); err != nil {
+		t.Fatalf("Put after failed commit: %v", err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmptyBucketsRemoved(t *testing.T) {
+	s := MustOpen(t)
+	ctx := t.Context()
+	a, b := key("ns/math", "a"), key("ns/math", "b")
+	for _, k := range []signaturestore.ImageKey{a, b} {
+		for n := range 2 {
+			if err := s.Put(ctx, k, sig(k, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Delete(ctx, a, sig(a, 0).Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, a, sig(a, 1).Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteAll(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, s)
+	_ = db.View(func(tx *bbolt.Tx) error {
+		if k, _ := tx.Bucket(bucketRepos).Cursor().First(); k != nil {
+			t.Errorf("repos bucket still holds %q after every signature was deleted", k)
+		}
+		return nil
+	})
+}
+
+func TestCheckFindsCorruption(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey)
+		text    string
+	}{
+		{"total count", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
+			must(t, tx.Bucket(bucketMeta).Put(keyCount, binary.BigEndian.AppendUint64(nil, 99)))
+		}, "meta count"},
+		{"record", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
+			must(t, imgBucket(tx, k).Bucket(bucketSigs).Put(binary.BigEndian.AppendUint64(nil, 1), []byte{1, 200}))
+		}, "record"},
+		{"record version", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
+			b := imgBucket(tx, k).Bucket(bucketSigs)
+			v := append([]byte(nil), b.Get(binary.BigEndian.AppendUint64(nil, 1))...)
+			v[0] = 9
+			must(t, b.Put(binary.BigEndian.AppendUint64(nil, 1), v))
+		}, "unknown version 9"},
+		{"name index", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
+			must(t, imgBucket(tx, k).Bucket(bucketNames).Delete([]byte(sig(k, 0).Name)))
+		}, "name index"},
+		{"stat", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
+			must(t, imgBucket(tx, k).Put(keyStat, make([]byte, 16)))
+		}, "stat"},
+		{"empty image bucket", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
+			o := key("ns/other", "x")
+			_, err := createImage(tx, o)
+			must(t, err)
+			must(t, (&image{b: imgBucket(tx, o)}).setStat(0, 0))
+		}, "empty image bucket"},
+		{"stray repository", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
+			_, err := tx.Bucket(bucketRepos).CreateBucket([]byte("ns/empty"))
+			must(t, err)
+		}, "empty bucket"},
+		{"journal", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
+			must(t, tx.Bucket(bucketJournal).Put([]byte{5, 'x'}, make([]byte, 8)))
+		}, "journal key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := MustOpen(t)
+			k := key("ns/math", "img")
+			for n := range 2 {
+				if err := s.Put(t.Context(), k, sig(k, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Check(); err != nil {
+				t.Fatalf("Check before corruption: %v", err)
+			}
+			db := rawDB(t, s)
+			if err := db.Update(func(tx *bbolt.Tx) error { tc.corrupt(t, tx, k); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			path := db.Path()
+			must(t, db.Close())
+			s = mustOpenOptions(t, path, Options{})
+			err := s.Check()
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("Check = %v; want ErrCorrupt mentioning %q", err, tc.text)
+			}
+		})
+	}
+}
+
+func imgBucket(tx *bbolt.Tx, k signaturestore.ImageKey) *bbolt.Bucket {
+	return tx.Bucket(bucketRepos).Bucket([]byte(k.Repository)).Bucket([]byte(k.Digest))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckAfterClose(t *testing.T) {
+	s := MustOpen(t)
+	must(t, s.Close())
+	if err := s.Check(); !errors.Is(err, signaturestore.ErrClosed) {
+		t.Fatalf("Check after Close = %v, want ErrClosed", err)
+	}
+}
