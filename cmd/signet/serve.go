@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/signet-registry/signet/config"
+	"github.com/signet-registry/signet/registry"
+	"github.com/signet-registry/signet/signaturestore"
+	"github.com/signet-registry/signet/signaturestore/boltstore"
+)
+
+type serveFlags struct {
+	configPath  string
+	addr        string
+	dataDir     string
+	printConfig bool
+}
+
+func newServeCmd(getenv func(string) string) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the registry and signature store",
+		Long: `Run the registry (/v2/), the signature extension API (/extensions/v2/),
+health checks and metrics. Without --config, built-in defaults apply:
+127.0.0.1:5000 and ./signet-data. SIGNET_SECTION_FIELD environment variables
+override the file, and flags override both.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(f.configPath, getenv)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("addr") {
+				cfg.Server.Addr = f.addr
+			}
+			if cmd.Flags().Changed("data-dir") {
+				cfg.Storage.DataDir = f.dataDir
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+			if f.printConfig {
+				out, err := cfg.YAML()
+				if err != nil {
+					return err
+				}
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.configPath, "config", "", "YAML configuration file (optional)")
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "listen address HOST:PORT (overrides server.addr)")
+	fl.StringVar(&f.dataDir, "data-dir", "./signet-data", "data directory (overrides storage.dataDir)")
+	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration and exit")
+	return cmd
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs until ctx is cancelled (SIGINT/SIGTERM), then drains in-flight
+// requests and closes the store.
+func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
+	log := newLogger(cfg.Log, logw)
+	// distribution logs through logrus' standard logger; keep its
+	// per-request chatter out unless debugging.
+	logrus.SetOutput(logw)
+	if cfg.Log.Level == "debug" {
+		logrus.SetLevel(logrus.InfoLevel)
+	} else {
+		logrus.SetLevel(logrus.WarnLevel)
+	}
+
+	if err := os.MkdirAll(cfg.Storage.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var store *boltstore.Store
+	metrics, err := registry.NewMetrics(reg, func(ctx context.Context) (int64, error) { return store.Count(ctx) })
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	store, err = boltstore.Open(filepath.Join(cfg.Storage.DataDir, "signatures.db"), boltstore.Options{
+		Limits: signaturestore.Limits{
+			MaxPerImage:      cfg.Signatures.MaxPerImage,
+			MaxBytesPerImage: cfg.Signatures.MaxBytesPerImage,
+		},
+		Observer: metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("open signature store: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close signature store", "err", err)
+		}
+	}()
+
+	srv, err := registry.New(ctx, registry.Options{
+		Config:   cfg,
+		Store:    store,
+		Metrics:  metrics,
+		Gatherer: reg,
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.Storage.DataDir)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout)
+	srv.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		// Drain deadline passed: close what is left.
+		_ = hs.Close()
+		log.Warn("shutdown deadline passed; closed remaining connections", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,216 @@
+package extensions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/signet-registry/signet/internal/keylock"
+	"github.com/signet-registry/signet/registry/errcode"
+	"github.com/signet-registry/signet/signaturestore"
+)
+
+// ManifestChecker answers whether a repository holds a manifest. The
+// registry implements it over its blob store.
+type ManifestChecker interface {
+	ManifestExists(ctx context.Context, repository string, dgst digest.Digest) (bool, error)
+}
+
+// ErrManifestUnknown: the image is not in the repository.
+var ErrManifestUnknown = errors.New("manifest unknown")
+
+// Options configure a Handler.
+type Options struct {
+	Store     signaturestore.Store
+	Manifests ManifestChecker
+	// Locks orders signature writes against manifest deletes.
+	Locks *keylock.Locks
+	// MaxBodyBytes caps a PUT body.
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+// Handler serves the signature extension API.
+type Handler struct {
+	opts Options
+}
+
+// NewHandler returns a Handler; every option but Logger is required.
+func NewHandler(opts Options) (*Handler, error) {
+	if opts.Store == nil || opts.Manifests == nil || opts.Locks == nil || opts.MaxBodyBytes <= 0 {
+		return nil, errors.New("extensions: store, manifest checker, locks and a positive body limit are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{opts: opts}, nil
+}
+
+// LockKey is the keylock key of an image, shared with the registry's
+// manifest delete path.
+func LockKey(repository string, dgst digest.Digest) string {
+	return repository + "@" + dgst.String()
+}
+
+// parseImage validates the URL variables. Access has already been decided
+// by the caller, so reporting a malformed name here leaks nothing.
+func parseImage(repository, rawDigest string) (signaturestore.ImageKey, error) {
+	if len(repository) > reference.NameTotalLengthMax {
+		return signaturestore.ImageKey{}, errNameInvalid
+	}
+	if _, err := reference.WithName(repository); err != nil {
+		return signaturestore.ImageKey{}, errNameInvalid
+	}
+	dgst, err := ParseDigest(rawDigest)
+	if err != nil {
+		return signaturestore.ImageKey{}, err
+	}
+	return signaturestore.ImageKey{Repository: repository, Digest: dgst}, nil
+}
+
+var errNameInvalid = errors.New("invalid repository name")
+
+func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageKey) error {
+	ok, err := h.opts.Manifests.ManifestExists(ctx, key.Repository, key.Digest)
+	if err != nil {
+		return fmt.Errorf("check manifest %s: %w", key, err)
+	}
+	if !ok {
+		return ErrManifestUnknown
+	}
+	return nil
+}
+
+// GetSignatures serves GET /extensions/v2/<repository>/signatures/<digest>.
+func (h *Handler) GetSignatures(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
+	key, err := parseImage(repository, rawDigest)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.requireManifest(r.Context(), key); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sigs, err := h.opts.Store.List(r.Context(), key)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
+		return
+	}
+	body, err := EncodeList(sigs)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json; charset=utf-8")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// PutSignature serves PUT /extensions/v2/<repository>/signatures/<digest>.
+// It answers 201 with an empty body only after the signature is on stable
+// storage.
+func (h *Handler) PutSignature(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
+	key, err := parseImage(repository, rawDigest)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, h.opts.MaxBodyBytes)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sig, err := DecodeSignature(key.Digest, body)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	unlock := h.opts.Locks.RLock(LockKey(key.Repository, key.Digest))
+	defer unlock()
+	if err := h.requireManifest(r.Context(), key); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.opts.Store.Put(r.Context(), key, sig); err != nil {
+		h.fail(w, r, fmt.Errorf("store signature %s: %w", sig.Name, err))
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+// errTooLarge: the request body is over the limit.
+type errTooLarge struct{ limit int64 }
+
+func (e errTooLarge) Error() string { return fmt.Sprintf("request body over %d bytes", e.limit) }
+
+// readBody reads at most limit bytes. A declared Content-Length over the
+// limit is refused before reading anything (CVE-2020-1702).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, errTooLarge{limit}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge{limit}
+		}
+		return nil, fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
+	}
+	return body, nil
+}
+
+// APIError maps a domain error to the API error it is sent as. It is the one
+// place where errors become codes.
+func APIError(err error) errcode.Error {
+	var tooLarge errTooLarge
+	var apiErr errcode.Error
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr
+	case errors.As(err, &tooLarge):
+		return errcode.RequestTooLarge.WithMessage("%s", tooLarge.Error())
+	case errors.Is(err, errNameInvalid):
+		return errcode.NameInvalid.WithDetail(nil)
+	case errors.Is(err, ErrInvalid), errors.Is(err, signaturestore.ErrInvalid):
+		return errcode.SignatureInvalid.WithDetail(detailOf(err))
+	case errors.Is(err, signaturestore.ErrExists):
+		return errcode.SignatureExists.WithDetail(nil)
+	case errors.Is(err, signaturestore.ErrLimit):
+		return errcode.SignatureLimit.WithDetail(nil)
+	case errors.Is(err, signaturestore.ErrNotFound):
+		return errcode.SignatureUnknown.WithDetail(nil)
+	case errors.Is(err, ErrManifestUnknown):
+		return errcode.ManifestUnknown.WithDetail(nil)
+	case errors.Is(err, signaturestore.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return errcode.Unavailable.WithDetail(nil)
+	default:
+		return errcode.Unknown.WithDetail(nil)
+	}
+}
+
+// detailOf is the client-facing reason of a validation error: the
+// innermost message, which never includes server paths.
+func detailOf(err error) string {
+	return err.Error()
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	apiErr := APIError(err)
+	if apiErr.Code.Status() >= 500 {
+		h.opts.Logger.ErrorContext(r.Context(), "signature request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	errcode.Write(w, apiErr)
+}

@@ -1,0 +1,203 @@
+package extensions
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/signet-registry/signet/signaturestore"
+)
+
+// SchemaVersion is the only wire schema version; the JSON key is
+// "schemaVersion" (not "version", whatever some documents say; SPEC §1).
+const SchemaVersion = 2
+
+// Signature is the wire object of one signature.
+type Signature struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	// Content is standard base64 with padding on the wire.
+	Content []byte `json:"content"`
+}
+
+// SignatureList is the GET response body.
+type SignatureList struct {
+	Signatures []Signature `json:"signatures"`
+}
+
+// ErrInvalid marks every validation failure of a request.
+var ErrInvalid = errors.New("invalid signature request")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// digestPattern is the only digest form accepted in URLs and names. Only
+// sha256 is used by clients, and a strict pattern keeps hostile values out
+// of storage keys and paths (CVE-2024-3727).
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// ParseDigest validates a digest taken from a URL or a name.
+func ParseDigest(s string) (digest.Digest, error) {
+	if !digestPattern.MatchString(s) {
+		return "", invalidf("digest %q is not sha256: followed by 64 lowercase hex characters", truncate(s))
+	}
+	return digest.Digest(s), nil
+}
+
+// ValidateName checks that name is "<dgst>@<32 lowercase hex>", the form
+// containers/image generates with %032x. OpenShift checked neither the
+// length nor the digest; accepting another digest here would let a
+// signature for one image be listed under another.
+func ValidateName(dgst digest.Digest, name string) error {
+	prefix, suffix, ok := strings.Cut(name, "@")
+	if !ok {
+		return invalidf("name %q is not <digest>@<suffix>", truncate(name))
+	}
+	if prefix != dgst.String() {
+		return invalidf("name %q does not start with the image digest %s", truncate(name), dgst)
+	}
+	if len(suffix) != 32 || strings.Trim(suffix, "0123456789abcdef") != "" {
+		return invalidf("name suffix %q is not 32 lowercase hex characters", truncate(suffix))
+	}
+	return nil
+}
+
+// DecodeSignature parses an untrusted PUT body strictly: one JSON object
+// with only the four known keys, none repeated, no trailing data, valid
+// UTF-8. It then validates the fields against the URL digest and returns
+// the signature to store.
+func DecodeSignature(dgst digest.Digest, body []byte) (signaturestore.Signature, error) {
+	untrusted, err := decodeStrict(body)
+	if err != nil {
+		return signaturestore.Signature{}, err
+	}
+	if untrusted.SchemaVersion != SchemaVersion {
+		return signaturestore.Signature{}, invalidf("schemaVersion %d is not %d", untrusted.SchemaVersion, SchemaVersion)
+	}
+	if err := ValidateName(dgst, untrusted.Name); err != nil {
+		return signaturestore.Signature{}, err
+	}
+	switch untrusted.Type {
+	case "":
+		// An empty type means atomic. OpenShift stored it as
+		// AtomicImageV1, which clients then silently skip (SPEC §1).
+		untrusted.Type = signaturestore.TypeAtomic
+	case signaturestore.TypeAtomic:
+	default:
+		return signaturestore.Signature{}, invalidf("type %q is not %q", truncate(untrusted.Type), signaturestore.TypeAtomic)
+	}
+	if len(untrusted.Content) == 0 {
+		return signaturestore.Signature{}, invalidf("content is empty")
+	}
+	return signaturestore.Signature{Name: untrusted.Name, Type: untrusted.Type, Content: untrusted.Content}, nil
+}
+
+func decodeStrict(body []byte) (Signature, error) {
+	var sig Signature
+	if !utf8.Valid(body) {
+		return sig, invalidf("body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return sig, invalidf("body is not JSON: %v", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return sig, invalidf("body is not a JSON object")
+	}
+	seen := make(map[string]bool, 4)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return sig, invalidf("bad JSON: %v", err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return sig, invalidf("bad JSON object key")
+		}
+		if seen[key] {
+			return sig, invalidf("duplicate key %q", truncate(key))
+		}
+		seen[key] = true
+		val, err := dec.Token()
+		if err != nil {
+			return sig, invalidf("bad JSON value for %q: %v", truncate(key), err)
+		}
+		switch key {
+		case "schemaVersion":
+			n, ok := val.(json.Number)
+			if !ok {
+				return sig, invalidf("schemaVersion is not a number")
+			}
+			v, err := n.Int64()
+			if err != nil || v < -1<<31 || v > 1<<31-1 {
+				return sig, invalidf("schemaVersion %q is not an integer", truncate(n.String()))
+			}
+			sig.SchemaVersion = int(v)
+		case "name", "type", "content":
+			s, ok := val.(string)
+			if !ok {
+				return sig, invalidf("%s is not a string", key)
+			}
+			switch key {
+			case "name":
+				sig.Name = s
+			case "type":
+				sig.Type = s
+			case "content":
+				raw, err := base64.StdEncoding.Strict().DecodeString(s)
+				if err != nil {
+					return sig, invalidf("content is not standard padded base64: %v", err)
+				}
+				sig.Content = raw
+			}
+		default:
+			return sig, invalidf("unknown key %q", truncate(key))
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return sig, invalidf("bad JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return sig, invalidf("trailing data after the JSON object")
+	}
+	if !seen["schemaVersion"] {
+		return sig, invalidf("schemaVersion is missing")
+	}
+	return sig, nil
+}
+
+// EncodeList renders the GET body. An image without signatures renders as
+// {"signatures":[]}, never null: containers/image treats anything but a
+// list as an error.
+func EncodeList(sigs []signaturestore.Signature) ([]byte, error) {
+	list := SignatureList{Signatures: make([]Signature, len(sigs))}
+	for i, s := range sigs {
+		list.Signatures[i] = Signature{SchemaVersion: SchemaVersion, Name: s.Name, Type: s.Type, Content: s.Content}
+	}
+	buf, err := json.Marshal(list)
+	if err != nil {
+		return nil, fmt.Errorf("encode signature list: %w", err)
+	}
+	return buf, nil
+}
+
+// truncate keeps hostile values from blowing up error messages and logs.
+func truncate(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

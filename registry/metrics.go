@@ -1,0 +1,73 @@
+package registry
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds Signet's Prometheus collectors. It is created once per
+// server on a registry the caller owns (never the global default one).
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	commitTime  prometheus.Histogram
+	commitBatch prometheus.Histogram
+}
+
+// NewMetrics registers the collectors on reg. count reports the number of
+// stored signatures at scrape time.
+func NewMetrics(reg prometheus.Registerer, count func(context.Context) (int64, error)) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signet", Name: "http_requests_total",
+			Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "signet", Name: "http_request_duration_seconds",
+			Help:    "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "signet", Name: "store_commit_duration_seconds",
+			Help:    "Signature store commit latency, including fsync.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "signet", Name: "store_commit_batch_size",
+			Help:    "Writes sharing one signature store commit (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+	}
+	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "signet", Name: "signatures_stored",
+		Help: "Signatures currently stored.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := count(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commitTime, m.commitBatch, stored} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// ObserveCommit implements signaturestore.CommitObserver.
+func (m *Metrics) ObserveCommit(d time.Duration, batchSize int) {
+	m.commitTime.Observe(d.Seconds())
+	m.commitBatch.Observe(float64(batchSize))
+}
+
+func (m *Metrics) observeRequest(route, method string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}

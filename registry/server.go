@@ -1,0 +1,258 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/signet-registry/signet/config"
+	"github.com/signet-registry/signet/extensions"
+	"github.com/signet-registry/signet/internal/keylock"
+	"github.com/signet-registry/signet/registry/errcode"
+	"github.com/signet-registry/signet/signaturestore"
+)
+
+// Authorizer decides whether a request may perform access on repository.
+// It returns the authenticated user's name to allow, or an errcode.Error
+// (UNAUTHORIZED or DENIED). It runs before the handler, so before anything
+// is looked up.
+type Authorizer interface {
+	Authorize(r *http.Request, repository string, access Access) (user string, err error)
+}
+
+// Anonymous is the user recorded when no access control is configured.
+const Anonymous = "anonymous"
+
+// Store is what the front needs of the signature store: the store itself
+// and its manifest-delete journal.
+type Store interface {
+	signaturestore.Store
+	signaturestore.DeleteJournal
+}
+
+// Options configure a Server.
+type Options struct {
+	Config config.Config
+	Store  Store
+	// Metrics must be registered on Gatherer.
+	Metrics  *Metrics
+	Gatherer prometheus.Gatherer
+	// Authorizer may be nil: without access control every request is
+	// allowed (the embedded defaults, bound to loopback).
+	Authorizer Authorizer
+	Logger     *slog.Logger
+}
+
+// Server is the whole HTTP application.
+type Server struct {
+	log       *slog.Logger
+	accessLog bool
+	metrics   *Metrics
+	journal   signaturestore.DeleteJournal
+	manifests extensions.ManifestChecker
+	locks     *keylock.Locks
+	auth      Authorizer
+	app       *handlers.App
+	sigs      *extensions.Handler
+	ready     atomic.Bool
+	handler   http.Handler
+}
+
+// RegistryRoot is where blobs and manifests live under the data directory.
+func RegistryRoot(dataDir string) string { return filepath.Join(dataDir, "registry") }
+
+// New builds the server: the embedded registry over DataDir/registry, the
+// extension handlers over opts.Store, and the middleware chain. It settles
+// manifest deletes interrupted by an earlier crash before returning.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Metrics == nil || opts.Gatherer == nil {
+		return nil, errors.New("registry: store, metrics and gatherer are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := opts.Config
+	root := RegistryRoot(cfg.Storage.DataDir)
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("create registry storage: %w", err)
+	}
+	secret, err := loadSecret(cfg.Storage.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	app, err := newApp(ctx, root, secret)
+	if err != nil {
+		return nil, err
+	}
+	manifests, err := newManifestIndex(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:       opts.Logger,
+		accessLog: cfg.Log.AccessLog,
+		metrics:   opts.Metrics,
+		journal:   opts.Store,
+		manifests: manifests,
+		locks:     keylock.New(256),
+		auth:      opts.Authorizer,
+		app:       app,
+	}
+	s.sigs, err = extensions.NewHandler(extensions.Options{
+		Store:        opts.Store,
+		Manifests:    manifests,
+		Locks:        s.locks,
+		MaxBodyBytes: cfg.Signatures.MaxBodyBytes,
+		Logger:       opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recoverDeletes(ctx); err != nil {
+		return nil, err
+	}
+	s.handler = s.instrument(s.router(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	s.ready.Store(true)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// SetReady flips /readyz; serve clears it when shutdown begins so load
+// balancers stop sending new work while in-flight requests drain.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Close stops the embedded registry's background work.
+func (s *Server) Close() error {
+	if err := s.app.Shutdown(); err != nil {
+		return fmt.Errorf("shut down embedded registry: %w", err)
+	}
+	return nil
+}
+
+type ctxKey int
+
+const (
+	routeNamerKey ctxKey = iota
+	userKey
+)
+
+// UserFrom returns the user the request was authorised as.
+func UserFrom(ctx context.Context) string {
+	if u, ok := ctx.Value(userKey).(string); ok && u != "" {
+		return u
+	}
+	return Anonymous
+}
+
+func withRouteNamer(ctx context.Context, rn *routeNamer) context.Context {
+	return context.WithValue(ctx, routeNamerKey, rn)
+}
+
+func setRouteName(r *http.Request, name string) {
+	if rn, ok := r.Context().Value(routeNamerKey).(*routeNamer); ok {
+		rn.name = name
+	}
+}
+
+// router builds the route table into a mux router. /v2/ goes to the
+// embedded registry behind the manifest-delete hook.
+func (s *Server) router(metrics http.Handler) http.Handler {
+	m := mux.NewRouter()
+	handlers := map[string]func(http.ResponseWriter, *http.Request){
+		RouteSignaturesGet: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.GetSignatures(w, r, v["name"], v["digest"])
+		},
+		RouteSignaturesPut: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.PutSignature(w, r, v["name"], v["digest"])
+		},
+		RouteRecordsGet: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.GetRecords(w, r, v["name"], v["digest"])
+		},
+		RouteSignaturesDel: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.DeleteAll(w, r, v["name"], v["digest"])
+		},
+		RouteSignatureDel: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.DeleteSignature(w, r, v["name"], v["digest"], v["signature"])
+		},
+		RouteStatusPut: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.PutStatus(w, r, v["name"], v["digest"], v["signature"], UserFrom(r.Context()))
+		},
+		RouteStatusDelete: func(w http.ResponseWriter, r *http.Request) {
+			v := mux.Vars(r)
+			s.sigs.DeleteStatus(w, r, v["name"], v["digest"], v["signature"])
+		},
+		RouteHealthz: func(w http.ResponseWriter, r *http.Request) {
+			writeText(w, http.StatusOK, "ok\n")
+		},
+		RouteReadyz:  s.readyz,
+		RouteMetrics: metrics.ServeHTTP,
+	}
+	for _, rt := range routeTable() {
+		m.Handle(rt.path, s.guard(rt, handlers[rt.name])).Methods(rt.method).Name(rt.name)
+	}
+	v2 := s.withManifestDeletes(s.app)
+	m.PathPrefix("/v2").Handler(v2).Name(RouteV2)
+	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errcode.Write(w, errcode.NotFound.WithDetail(nil))
+	})
+	m.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errcode.Write(w, errcode.MethodNotAllowed.WithDetail(nil))
+	})
+	return m
+}
+
+// guard names the route and decides access before the handler runs.
+func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setRouteName(r, rt.name)
+		if s.auth != nil && rt.access != AccessNone {
+			user, err := s.auth.Authorize(r, mux.Vars(r)["name"], rt.access)
+			if err != nil {
+				writeAPIError(w, err)
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), userKey, user))
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeText(w, http.StatusServiceUnavailable, "shutting down\n")
+		return
+	}
+	if _, err := s.journal.PendingImageDeletes(r.Context()); err != nil {
+		writeText(w, http.StatusServiceUnavailable, "signature store unavailable\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+func writeAPIError(w http.ResponseWriter, err error) {
+	errcode.Write(w, extensions.APIError(err))
+}
