@@ -125,18 +125,8 @@ func BuildStatus(u StatusUpdate, user string, now time.Time, prev *signaturestor
 
 // GetRecords serves GET /signet/v1/repositories/<name>/signatures/<digest>.
 func (h *Handler) GetRecords(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
-	key, err := parseImage(repository, rawDigest)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := h.requireManifest(r.Context(), key); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	sigs, err := h.opts.Store.List(r.Context(), key)
-	if err != nil {
-		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
+	key, sigs, ok := h.listImage(w, r, repository, rawDigest)
+	if !ok {
 		return
 	}
 	out := RecordList{Repository: key.Repository, Digest: key.Digest.String(), Signatures: make([]Record, len(sigs))}
@@ -150,12 +140,7 @@ func (h *Handler) GetRecords(w http.ResponseWriter, r *http.Request, repository,
 // verification outcome and never touches the signature's name, type or
 // content.
 func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, rawDigest, name, user string) {
-	key, err := parseImage(repository, rawDigest)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := ValidateName(key.Digest, name); err != nil {
+	if _, err := parseSignature(repository, rawDigest, name); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -179,13 +164,8 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.requireManifest(r.Context(), key); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	sigs, err := h.opts.Store.List(r.Context(), key)
-	if err != nil {
-		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
+	key, sigs, ok := h.listImage(w, r, repository, rawDigest)
+	if !ok {
 		return
 	}
 	var prev *signaturestore.Status
@@ -209,12 +189,8 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 
 // DeleteStatus serves DELETE .../signatures/<digest>/<name>/status.
 func (h *Handler) DeleteStatus(w http.ResponseWriter, r *http.Request, repository, rawDigest, name string) {
-	key, err := parseImage(repository, rawDigest)
+	key, err := parseSignature(repository, rawDigest, name)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := ValidateName(key.Digest, name); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -227,12 +203,8 @@ func (h *Handler) DeleteStatus(w http.ResponseWriter, r *http.Request, repositor
 
 // DeleteSignature serves DELETE .../signatures/<digest>/<name>.
 func (h *Handler) DeleteSignature(w http.ResponseWriter, r *http.Request, repository, rawDigest, name string) {
-	key, err := parseImage(repository, rawDigest)
+	key, err := parseSignature(repository, rawDigest, name)
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := ValidateName(key.Digest, name); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -256,6 +228,15 @@ func (h *Handler) DeleteAll(w http.ResponseWriter, r *http.Request, repository, 
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"deleted": n})
+}
+
+// parseSignature validates the URL variables naming one signature.
+func parseSignature(repository, rawDigest, name string) (signaturestore.ImageKey, error) {
+	key, err := parseImage(repository, rawDigest)
+	if err != nil {
+		return key, err
+	}
+	return key, ValidateName(key.Digest, name)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -88,20 +88,29 @@ func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageK
 	return nil
 }
 
-// GetSignatures serves GET /extensions/v2/<repository>/signatures/<digest>.
-func (h *Handler) GetSignatures(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
+// listImage validates the image, requires its manifest and lists its
+// signatures; on failure it has already answered.
+func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, []signaturestore.Signature, bool) {
 	key, err := parseImage(repository, rawDigest)
+	if err == nil {
+		err = h.requireManifest(r.Context(), key)
+	}
 	if err != nil {
 		h.fail(w, r, err)
-		return
-	}
-	if err := h.requireManifest(r.Context(), key); err != nil {
-		h.fail(w, r, err)
-		return
+		return key, nil, false
 	}
 	sigs, err := h.opts.Store.List(r.Context(), key)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
+		return key, nil, false
+	}
+	return key, sigs, true
+}
+
+// GetSignatures serves GET /extensions/v2/<repository>/signatures/<digest>.
+func (h *Handler) GetSignatures(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
+	_, sigs, ok := h.listImage(w, r, repository, rawDigest)
+	if !ok {
 		return
 	}
 	body, err := EncodeList(sigs)
@@ -185,7 +194,7 @@ func APIError(err error) errcode.Error {
 	case errors.Is(err, errNameInvalid):
 		return errcode.NameInvalid.WithDetail(nil)
 	case errors.Is(err, ErrInvalid), errors.Is(err, signaturestore.ErrInvalid):
-		return errcode.SignatureInvalid.WithDetail(detailOf(err))
+		return errcode.SignatureInvalid.WithDetail(err.Error())
 	case errors.Is(err, signaturestore.ErrExists):
 		return errcode.SignatureExists.WithDetail(nil)
 	case errors.Is(err, signaturestore.ErrLimit):
@@ -199,12 +208,6 @@ func APIError(err error) errcode.Error {
 	default:
 		return errcode.Unknown.WithDetail(nil)
 	}
-}
-
-// detailOf is the client-facing reason of a validation error: the
-// innermost message, which never includes server paths.
-func detailOf(err error) string {
-	return err.Error()
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -50,6 +50,27 @@ func signedByPolicy(scope, keyPath string) map[string]any {
 	}
 }
 
+// pushUnsigned pushes a fresh one-layer image to repo:tag with skopeo and
+// returns its manifest digest as the registry serves it.
+func pushUnsigned(t *testing.T, s *server, tmp, repo, tag string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(tmp, "push")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regD := filepath.Join(dir, "registries.d")
+	if err := os.Mkdir(regD, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	anything := filepath.Join(dir, "anything.json")
+	writeJSON(t, anything, acceptAnything())
+	src := filepath.Join(dir, "layout")
+	ociImage(t, src, tag, repo+":"+tag+"\n")
+	run(t, nil, "skopeo", append(skopeoArgs(regD, anything), "copy", "--dest-tls-verify=false",
+		"oci:"+src+":"+tag, "docker://"+s.addr+"/"+repo+":"+tag)...)
+	return manifestDigest(t, s, repo, tag)
+}
+
 // TestSkopeoSignedPushAndPolicyPull: skopeo pushes and signs through the
 // extension API on its own (it sees X-Registry-Supports-Signatures), and a
 // signedBy policy accepts the signer's key and rejects another key.
@@ -155,15 +176,7 @@ func TestCurlWorkflow(t *testing.T) {
 	tmp := t.TempDir()
 	g := newGnuPG(t, "Curl Signer <curl@example.com>")
 	s := startServer(t, filepath.Join(tmp, "data"))
-	regD := filepath.Join(tmp, "registries.d")
-	_ = os.Mkdir(regD, 0o755)
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
-	src := filepath.Join(tmp, "layout")
-	ociImage(t, src, "latest", "curl workflow\n")
-	run(t, nil, "skopeo", append(skopeoArgs(regD, anything), "copy", "--dest-tls-verify=false",
-		"oci:"+src+":latest", "docker://"+s.addr+"/myproject/myimage:latest")...)
-	dgst := manifestDigest(t, s, "myproject/myimage", "latest")
+	dgst := pushUnsigned(t, s, tmp, "myproject/myimage", "latest")
 
 	payload := fmt.Sprintf(`{"critical":{"type":"atomic container signature","image":{"docker-manifest-digest":%q},"identity":{"docker-reference":%q}},"optional":{"creator":"curl test","timestamp":%d}}`,
 		dgst, s.addr+"/myproject/myimage:latest", time.Now().Unix())
@@ -220,15 +233,7 @@ func TestGracefulShutdownDrains(t *testing.T) {
 	requireTools(t, "skopeo")
 	tmp := t.TempDir()
 	s := startServer(t, filepath.Join(tmp, "data"))
-	regD := filepath.Join(tmp, "registries.d")
-	_ = os.Mkdir(regD, 0o755)
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
-	src := filepath.Join(tmp, "layout")
-	ociImage(t, src, "v1", "drain\n")
-	run(t, nil, "skopeo", append(skopeoArgs(regD, anything), "copy", "--dest-tls-verify=false",
-		"oci:"+src+":v1", "docker://"+s.addr+"/ns/drain:v1")...)
-	dgst := manifestDigest(t, s, "ns/drain", "v1")
+	dgst := pushUnsigned(t, s, tmp, "ns/drain", "v1")
 
 	var suffix [16]byte
 	_, _ = rand.Read(suffix[:])
