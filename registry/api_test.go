@@ -229,3 +229,25 @@ func TestAuthorizationBeforeExistence(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestDigestLookup(t *testing.T) {
+	e := newTestEnv(t, nil)
+	r := e.do("GET", "/signet/v1/digests/"+sha([]byte("x")), nil, nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `"repositories":[]`) {
+		t.Fatalf("empty registry: %d %s", r.status, r.body)
+	}
+	a := e.pushImage("ns/a", "v1")
+	b := e.pushImage("ns/b", "v1")
+	var got DigestLookup
+	r = e.do("GET", "/signet/v1/digests/"+a, nil, nil)
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Repositories) != 1 || got.Repositories[0] != "ns/a" {
+		t.Fatalf("lookup a: %d %s", r.status, r.body)
+	}
+	r = e.do("GET", "/signet/v1/digests/"+b, nil, nil)
+	if err := json.Unmarshal(r.body, &got); err != nil || len(got.Repositories) != 1 || got.Repositories[0] != "ns/b" {
+		t.Fatalf("lookup b: %d %s", r.status, r.body)
+	}
+	if r := e.do("GET", "/signet/v1/digests/sha256:nothex", nil, nil); r.status != 400 {
+		t.Fatalf("bad digest: %d", r.status)
+	}
+}

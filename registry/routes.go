@@ -48,6 +48,7 @@ const (
 	RouteStatusDelete  = "signet.status.delete"
 	RouteSignatureDel  = "signet.signature.delete"
 	RouteSignaturesDel = "signet.signatures.delete"
+	RouteDigestLookup  = "signet.digest.lookup"
 	RouteHealthz       = "healthz"
 	RouteReadyz        = "readyz"
 	RouteMetrics       = "metrics"
@@ -77,6 +78,7 @@ func routeTable() []route {
 		{RouteSignaturesDel, http.MethodDelete, records, AccessAdmin},
 		{RouteSignatureDel, http.MethodDelete, one, AccessSign},
 		{RouteStatusPut, http.MethodPut, one + "/status", AccessSave},
+		{RouteDigestLookup, http.MethodGet, "/signet/v1/digests/{digest}", AccessPull},
 		{RouteStatusDelete, http.MethodDelete, one + "/status", AccessSave},
 		{RouteHealthz, http.MethodGet, "/healthz", AccessNone},
 		{RouteReadyz, http.MethodGet, "/readyz", AccessNone},

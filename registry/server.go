@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,7 +60,7 @@ type Server struct {
 	accessLog bool
 	metrics   *Metrics
 	journal   signaturestore.DeleteJournal
-	manifests extensions.ManifestChecker
+	manifests *manifestIndex
 	locks     *keylock.Locks
 	auth      Authorizer
 	app       *handlers.App
@@ -199,6 +200,7 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 			v := mux.Vars(r)
 			s.sigs.DeleteStatus(w, r, v["name"], v["digest"], v["signature"])
 		},
+		RouteDigestLookup: s.digestLookup,
 		RouteHealthz: func(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusOK, "ok\n")
 		},
@@ -233,6 +235,39 @@ func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 		}
 		h(w, r)
 	})
+}
+
+// digestLookup serves GET /signet/v1/digests/<digest>: the repositories
+// holding that manifest, so a bare digest can be resolved when exactly one
+// repository has it.
+func (s *Server) digestLookup(w http.ResponseWriter, r *http.Request) {
+	dgst, err := extensions.ParseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	repos, err := s.manifests.RepositoriesWithManifest(r.Context(), dgst)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "digest lookup", "digest", dgst.String(), "err", err)
+		writeAPIError(w, err)
+		return
+	}
+	if repos == nil {
+		repos = []string{}
+	}
+	body, err := json.Marshal(DigestLookup{Digest: dgst.String(), Repositories: repos})
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(body)
+}
+
+// DigestLookup is the body of GET /signet/v1/digests/<digest>.
+type DigestLookup struct {
+	Digest       string   `json:"digest"`
+	Repositories []string `json:"repositories"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
@@ -133,6 +134,46 @@ func (m *manifestIndex) ManifestExists(ctx context.Context, repository string, d
 		return false, fmt.Errorf("stat manifest %s@%s: %w", repository, dgst, err)
 	}
 	return ok, nil
+}
+
+// maxDigestLookup bounds how many repositories a digest lookup returns.
+const maxDigestLookup = 100
+
+// errStopWalk ends a repository walk early.
+var errStopWalk = errors.New("stop walk")
+
+// RepositoriesWithManifest lists repositories holding dgst, walking the
+// catalog. The walk visits every repository, so it is for occasional CLI
+// lookups (a bare digest given to verify-image-signature), not hot paths.
+func (m *manifestIndex) RepositoriesWithManifest(ctx context.Context, dgst digest.Digest) ([]string, error) {
+	enum, ok := m.ns.(distribution.RepositoryEnumerator)
+	if !ok {
+		return nil, errors.New("registry storage cannot enumerate repositories")
+	}
+	var found []string
+	err := enum.Enumerate(ctx, func(repo string) error {
+		ok, err := m.ManifestExists(ctx, repo, dgst)
+		if err != nil {
+			return err
+		}
+		if ok {
+			found = append(found, repo)
+			if len(found) >= maxDigestLookup {
+				return errStopWalk
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil && !errors.Is(err, errStopWalk) && !isPathNotFound(err) {
+		return nil, fmt.Errorf("walk repositories: %w", err)
+	}
+	return found, nil
+}
+
+// isPathNotFound: an empty registry has no repositories directory yet.
+func isPathNotFound(err error) bool {
+	var pnf storagedriver.PathNotFoundError
+	return errors.As(err, &pnf)
 }
 
 // manifestDeleteTarget extracts <name> and <digest> from
