@@ -14,6 +14,13 @@ func NewRootCmd(getenv func(string) string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(getenv))
+	root.AddCommand(
+		newServeCmd(getenv),
+		newDigestCmd(getenv),
+		newSignCmd(getenv),
+		newPushCmd(getenv),
+		newVerifyCmd(getenv),
+		newDescribeCmd(getenv),
+	)
 	return root
 }

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.podman.io/image/v5/copy"
+	"go.podman.io/image/v5/directory"
+	"go.podman.io/image/v5/docker"
+	"go.podman.io/image/v5/docker/archive"
+	"go.podman.io/image/v5/oci/layout"
+	"go.podman.io/image/v5/signature"
+	"go.podman.io/image/v5/types"
+
+	"github.com/signet-registry/signet/client"
+)
+
+// parseSource accepts the transports `signet push` copies from.
+func parseSource(src string) (types.ImageReference, error) {
+	transport, rest, ok := strings.Cut(src, ":")
+	if !ok {
+		return nil, fmt.Errorf("source %q: want oci:DIR[:TAG], docker-archive:FILE, dir:DIR or docker://REF", src)
+	}
+	var (
+		ref types.ImageReference
+		err error
+	)
+	switch transport {
+	case "oci":
+		ref, err = layout.Transport.ParseReference(rest)
+	case "docker-archive":
+		ref, err = archive.Transport.ParseReference(rest)
+	case "dir":
+		ref, err = directory.Transport.ParseReference(rest)
+	case "docker":
+		ref, err = docker.Transport.ParseReference(rest)
+	default:
+		return nil, fmt.Errorf("source %q: unsupported transport %q (oci, docker-archive, dir, docker)", src, transport)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", src, err)
+	}
+	return ref, nil
+}
+
+func newPushCmd(getenv func(string) string) *cobra.Command {
+	var cf clientFlags
+	var sf signFlags
+	cmd := &cobra.Command{
+		Use:   "push SRC IMAGE --sign-by KEY",
+		Short: "Copy an image into a Signet registry, then sign it",
+		Long: `Copy SRC (oci:DIR[:TAG], docker-archive:FILE, dir:DIR or docker://REF) to
+IMAGE (HOST[:PORT]/REPOSITORY:TAG) and sign what was pushed, as
+"signet sign" does. Signatures the source carries are not copied.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if sf.signBy == "" {
+				return fmt.Errorf("--sign-by is required")
+			}
+			srcRef, err := parseSource(args[0])
+			if err != nil {
+				return err
+			}
+			img, err := client.ParseImage(args[1], cf.registryURL)
+			if err != nil {
+				return err
+			}
+			if img.Tag == "" || img.Digest != "" {
+				return fmt.Errorf("IMAGE must be HOST[:PORT]/REPOSITORY:TAG")
+			}
+			destRef, err := docker.ParseReference("//" + img.Host + "/" + img.Repository + ":" + img.Tag)
+			if err != nil {
+				return fmt.Errorf("destination: %w", err)
+			}
+			opts, err := cf.options()
+			if err != nil {
+				return err
+			}
+			// An empty registries.d: signatures go only through the
+			// extension API, never to a lookaside directory.
+			regD, err := os.MkdirTemp("", "signet-registries.d-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(regD)
+			sys := &types.SystemContext{RegistriesDirPath: regD}
+			if cf.insecure {
+				sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+			}
+			destSys := *sys
+			if opts.Username != "" || opts.Password != "" {
+				destSys.DockerAuthConfig = &types.DockerAuthConfig{Username: opts.Username, Password: opts.Password}
+			}
+			policy, err := signature.NewPolicyContext(&signature.Policy{
+				Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()},
+			})
+			if err != nil {
+				return fmt.Errorf("policy: %w", err)
+			}
+			defer func() { _ = policy.Destroy() }()
+			if _, err := copy.Image(cmd.Context(), policy, destRef, srcRef, &copy.Options{
+				RemoveSignatures: true,
+				ReportWriter:     cmd.ErrOrStderr(),
+				SourceCtx:        sys,
+				DestinationCtx:   &destSys,
+			}); err != nil {
+				return fmt.Errorf("copy %s to %s: %w", args[0], args[1], err)
+			}
+			t, err := cf.resolve(cmd.Context(), args[1])
+			if err != nil {
+				return err
+			}
+			identity := sf.identity
+			if identity == "" {
+				identity = defaultIdentity(args[1], t)
+			}
+			return sf.signTarget(cmd.Context(), t, identity, cmd.OutOrStdout())
+		},
+	}
+	cf.register(cmd.Flags(), getenv)
+	sf.register(cmd.Flags(), getenv)
+	return cmd
+}
