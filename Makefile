@@ -57,8 +57,12 @@ fuzz:
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzDecodeSignature -fuzztime $(FUZZTIME) ./extensions/
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzDecodeRecord -fuzztime $(FUZZTIME) ./signaturestore/boltstore/
 
+# Each benchmark runs its baseline in the same process, so compare ratios,
+# not absolute numbers. BENCHCOUNT=3 or more for medians.
+BENCHCOUNT ?= 1
 bench:
-	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 2000x ./signaturestore/boltstore/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 2000x -count $(BENCHCOUNT) ./signaturestore/boltstore/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench . -count $(BENCHCOUNT) ./gpg/ ./gpg/payload/
 
 clean:
 	rm -rf bin

@@ -43,6 +43,22 @@ type Config struct {
 	Signatures Signatures `yaml:"signatures"`
 	// Log configures the process log and the access log.
 	Log Log `yaml:"log"`
+	// Auth configures who may do what.
+	Auth Auth `yaml:"auth"`
+}
+
+// Auth configures authentication and authorization.
+type Auth struct {
+	// UsersFile is the users, tokens and grants file. Empty means no
+	// access control: Signet then serves anonymously, and only on a
+	// loopback address unless AllowAnonymous is set.
+	UsersFile string `yaml:"usersFile"`
+	// AllowAnonymous permits serving without a users file on a
+	// non-loopback address (--insecure-allow-anonymous).
+	AllowAnonymous bool `yaml:"allowAnonymous"`
+	// ReloadInterval is how often the users file is checked for changes;
+	// SIGHUP reloads at once.
+	ReloadInterval time.Duration `yaml:"reloadInterval"`
 }
 
 // Server configures the HTTP listener.
@@ -59,6 +75,21 @@ type Server struct {
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
 	// MaxHeaderBytes bounds request header size.
 	MaxHeaderBytes int `yaml:"maxHeaderBytes"`
+	// ReadTimeout bounds reading a whole request, body included; large
+	// layer uploads over slow links need it generous.
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout bounds writing a whole response.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// MaxInFlight bounds requests handled at once; past it Signet
+	// answers 429 with Retry-After. Health checks are exempt.
+	MaxInFlight int `yaml:"maxInFlight"`
+	// MaxUploadBytes bounds one request body on /v2/ (a blob upload
+	// chunk or a monolithic upload).
+	MaxUploadBytes int64 `yaml:"maxUploadBytes"`
+	// TLSCertFile and TLSKeyFile enable HTTPS (TLS 1.2 or later). The
+	// pair is reloaded when the files change.
+	TLSCertFile string `yaml:"tlsCertFile"`
+	TLSKeyFile  string `yaml:"tlsKeyFile"`
 }
 
 // Storage configures where blobs, manifests and signatures live.
@@ -102,6 +133,10 @@ func Default() Config {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    64 << 10,
+			ReadTimeout:       15 * time.Minute,
+			WriteTimeout:      15 * time.Minute,
+			MaxInFlight:       1024,
+			MaxUploadBytes:    10 << 30,
 		},
 		Storage: Storage{DataDir: "./signet-data"},
 		Signatures: Signatures{
@@ -109,7 +144,8 @@ func Default() Config {
 			MaxPerImage:      64,
 			MaxBytesPerImage: 3*MiB - 64<<10,
 		},
-		Log: Log{Level: "info", Format: "text", AccessLog: true},
+		Log:  Log{Level: "info", Format: "text", AccessLog: true},
+		Auth: Auth{ReloadInterval: 2 * time.Second},
 	}
 }
 
@@ -137,6 +173,21 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ShutdownTimeout < 0 || c.Server.ReadHeaderTimeout <= 0 || c.Server.IdleTimeout < 0 {
 		errs = append(errs, errors.New("server: timeouts must not be negative, readHeaderTimeout must be positive"))
+	}
+	if c.Server.ReadTimeout < 0 || c.Server.WriteTimeout < 0 {
+		errs = append(errs, errors.New("server: read and write timeouts must not be negative"))
+	}
+	if c.Server.MaxInFlight < 1 {
+		errs = append(errs, errors.New("server.maxInFlight: must be at least 1"))
+	}
+	if c.Server.MaxUploadBytes < 1<<20 {
+		errs = append(errs, errors.New("server.maxUploadBytes: must be at least 1 MiB"))
+	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		errs = append(errs, errors.New("server: tlsCertFile and tlsKeyFile go together"))
+	}
+	if c.Auth.ReloadInterval <= 0 {
+		errs = append(errs, errors.New("auth.reloadInterval: must be positive"))
 	}
 	if c.Server.MaxHeaderBytes < 4096 {
 		errs = append(errs, errors.New("server.maxHeaderBytes: must be at least 4096"))

@@ -74,6 +74,8 @@ func TestLoadErrors(t *testing.T) {
 		{"body over client limit", "", map[string]string{"SIGNET_SIGNATURES_MAXBODYBYTES": "5000000"}, "maxBodyBytes"},
 		{"list over client limit", "", map[string]string{"SIGNET_SIGNATURES_MAXBYTESPERIMAGE": "4194304"}, "clients accept"},
 		{"bad level", "", map[string]string{"SIGNET_LOG_LEVEL": "loud"}, "log.level"},
+		{"cert without key", "", map[string]string{"SIGNET_SERVER_TLSCERTFILE": "/x.crt"}, "go together"},
+		{"no in-flight", "", map[string]string{"SIGNET_SERVER_MAXINFLIGHT": "0"}, "maxInFlight"},
 		{"empty addr", "version: 1\nserver:\n  addr: \"\"\n", nil, "server.addr"},
 	}
 	for _, tt := range tests {

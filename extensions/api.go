@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/signaturestore"
 )
 
@@ -139,7 +141,7 @@ func (h *Handler) GetRecords(w http.ResponseWriter, r *http.Request, repository,
 // PutStatus serves PUT .../signatures/<digest>/<name>/status: it records a
 // verification outcome and never touches the signature's name, type or
 // content.
-func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, rawDigest, name, user string) {
+func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, rawDigest, name string) {
 	if _, err := parseSignature(repository, rawDigest, name); err != nil {
 		h.fail(w, r, err)
 		return
@@ -179,11 +181,12 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, signaturestore.ErrNotFound)
 		return
 	}
-	st := BuildStatus(u, user, time.Now(), prev)
+	st := BuildStatus(u, reqctx.User(r.Context()), time.Now(), prev)
 	if err := h.opts.Store.SetStatus(r.Context(), key, name, st); err != nil {
 		h.fail(w, r, fmt.Errorf("save status of %s: %w", name, err))
 		return
 	}
+	Audit(h.opts.Audit, r, "status.save", key, slog.String("signature", name), slog.Bool("trusted", u.Trusted))
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -198,6 +201,7 @@ func (h *Handler) DeleteStatus(w http.ResponseWriter, r *http.Request, repositor
 		h.fail(w, r, fmt.Errorf("remove status of %s: %w", name, err))
 		return
 	}
+	Audit(h.opts.Audit, r, "status.delete", key, slog.String("signature", name))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -212,6 +216,7 @@ func (h *Handler) DeleteSignature(w http.ResponseWriter, r *http.Request, reposi
 		h.fail(w, r, fmt.Errorf("delete signature %s: %w", name, err))
 		return
 	}
+	Audit(h.opts.Audit, r, "signature.delete", key, slog.String("signature", name))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -227,6 +232,7 @@ func (h *Handler) DeleteAll(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, fmt.Errorf("delete signatures of %s: %w", key, err))
 		return
 	}
+	Audit(h.opts.Audit, r, "signatures.remove-all", key, slog.Int("removed", n))
 	writeJSON(w, http.StatusOK, map[string]int{"deleted": n})
 }
 

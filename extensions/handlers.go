@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-registry/signet/internal/keylock"
+	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/registry/errcode"
 	"github.com/signet-registry/signet/signaturestore"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// MaxBodyBytes caps a PUT body.
 	MaxBodyBytes int64
 	Logger       *slog.Logger
+	// Audit receives one record per signature write, status save and
+	// removal; nil discards them.
+	Audit *slog.Logger
 }
 
 // Handler serves the signature extension API.
@@ -49,6 +53,9 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Audit == nil {
+		opts.Audit = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{opts: opts}, nil
 }
@@ -155,6 +162,7 @@ func (h *Handler) PutSignature(w http.ResponseWriter, r *http.Request, repositor
 		h.fail(w, r, fmt.Errorf("store signature %s: %w", sig.Name, err))
 		return
 	}
+	Audit(h.opts.Audit, r, "signature.put", key, slog.String("signature", sig.Name))
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 }
@@ -208,6 +216,20 @@ func APIError(err error) errcode.Error {
 	default:
 		return errcode.Unknown.WithDetail(nil)
 	}
+}
+
+// Audit records who changed what: event, user, repository, digest and
+// whatever the caller adds. Audit records go to their own logger so they
+// can be shipped apart from the access log.
+func Audit(l *slog.Logger, r *http.Request, event string, key signaturestore.ImageKey, attrs ...slog.Attr) {
+	base := []slog.Attr{
+		slog.String("event", event),
+		slog.String("user", reqctx.User(r.Context())),
+		slog.String("repository", key.Repository),
+		slog.String("digest", key.Digest.String()),
+		slog.String("remote", r.RemoteAddr),
+	}
+	l.LogAttrs(r.Context(), slog.LevelInfo, "audit", append(base, attrs...)...)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

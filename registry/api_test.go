@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/extensions"
 	"github.com/signet-registry/signet/registry/errcode"
 )
@@ -161,13 +164,18 @@ func TestDeleteSignatures(t *testing.T) {
 // and only "alice" may do anything beyond pulling.
 type headerAuth struct{ calls []Access }
 
+func (a *headerAuth) Authenticate(r *http.Request) (string, bool) {
+	u := r.Header.Get("X-Test-User")
+	return u, u != ""
+}
+
 func (a *headerAuth) Authorize(r *http.Request, repo string, access Access) (string, error) {
 	a.calls = append(a.calls, access)
 	u := r.Header.Get("X-Test-User")
 	switch {
 	case u == "":
 		return "", errcode.Unauthorized.WithDetail(nil)
-	case u != "alice" && access > AccessPull:
+	case u != "alice" && (access > AccessPull || repo == ""):
 		return "", errcode.Denied.WithDetail(nil)
 	}
 	return u, nil
@@ -176,7 +184,9 @@ func (a *headerAuth) Authorize(r *http.Request, repo string, access Access) (str
 func TestAuthorizationBeforeExistence(t *testing.T) {
 	auth := &headerAuth{}
 	e := newTestEnvAuth(t, nil, auth)
+	e.hdr = map[string]string{"X-Test-User": "alice"}
 	dgst := e.pushImage("ns/app", "v1")
+	e.hdr = nil
 	missing := sha([]byte("missing"))
 	name := sigName(dgst)
 	alice := map[string]string{"X-Test-User": "alice"}
@@ -202,7 +212,9 @@ func TestAuthorizationBeforeExistence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var body *strings.Reader
-			if tt.method == "PUT" {
+			if tt.method == "PUT" && strings.HasPrefix(tt.path, "/extensions/") {
+				body = strings.NewReader(sigBody(sigName(missing), []byte("s")))
+			} else if tt.method == "PUT" {
 				body = strings.NewReader(`{"trusted":true}`)
 			}
 			var r response
@@ -249,5 +261,157 @@ func TestDigestLookup(t *testing.T) {
 	}
 	if r := e.do("GET", "/signet/v1/digests/sha256:nothex", nil, nil); r.status != 400 {
 		t.Fatalf("bad digest: %d", r.status)
+	}
+}
+
+func TestV2Authorization(t *testing.T) {
+	e := newTestEnvAuth(t, nil, &headerAuth{})
+	alice := map[string]string{"X-Test-User": "alice"}
+	bob := map[string]string{"X-Test-User": "bob"}
+	e.hdr = alice
+	dgst := e.pushImage("ns/app", "v1")
+	e.hdr = nil
+
+	// The anonymous ping is 401 with a challenge and the capability
+	// header: clients read the header from exactly this response.
+	r := e.do("GET", "/v2/", nil, nil)
+	if r.status != 401 || r.header.Get("WWW-Authenticate") != Challenge || r.header.Get(SupportsSignaturesHeader) != "1" {
+		t.Fatalf("anonymous ping: %d %v", r.status, r.header)
+	}
+	if r := e.do("GET", "/v2/", nil, bob); r.status != 200 {
+		t.Fatalf("authenticated ping: %d", r.status)
+	}
+	tests := []struct {
+		name, method, path string
+		hdr                map[string]string
+		want               int
+	}{
+		{"anonymous manifest GET", "GET", "/v2/ns/app/manifests/v1", nil, 401},
+		{"anonymous GET of a missing repo is 401", "GET", "/v2/no/such/manifests/v1", nil, 401},
+		{"bob may pull", "GET", "/v2/ns/app/manifests/v1", map[string]string{"X-Test-User": "bob", "Accept": "application/vnd.oci.image.manifest.v1+json"}, 200},
+		{"bob may not push", "PUT", "/v2/ns/app/manifests/v2", bob, 403},
+		{"bob may not start an upload", "POST", "/v2/ns/app/blobs/uploads/", bob, 403},
+		{"bob may not delete a missing manifest: 403, not 404", "DELETE", "/v2/ns/app/manifests/" + sha([]byte("x")), bob, 403},
+		{"bob may not list the catalog", "GET", "/v2/_catalog", bob, 403},
+		{"alice may list the catalog", "GET", "/v2/_catalog", alice, 200},
+		{"tags list needs pull", "GET", "/v2/ns/app/tags/list", nil, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, nil, tt.hdr)
+			if r.status != tt.want {
+				t.Fatalf("%d %s, want %d", r.status, r.body, tt.want)
+			}
+			if r.status == 401 && r.header.Get("WWW-Authenticate") != Challenge {
+				t.Fatalf("401 without challenge")
+			}
+		})
+	}
+	if got := e.do("GET", "/v2/ns/app/manifests/"+dgst, nil, map[string]string{"X-Test-User": "alice", "Accept": "application/vnd.oci.image.manifest.v1+json"}); got.status != 200 {
+		t.Fatalf("manifest gone after refused requests: %d", got.status)
+	}
+}
+
+// mountAuth lets "carol" push to ns/mine but read nothing else.
+type mountAuth struct{}
+
+func (mountAuth) Authenticate(r *http.Request) (string, bool) {
+	u := r.Header.Get("X-Test-User")
+	return u, u != ""
+}
+
+func (mountAuth) Authorize(r *http.Request, repo string, access Access) (string, error) {
+	switch u := r.Header.Get("X-Test-User"); {
+	case u == "admin":
+		return u, nil
+	case u == "carol" && repo == "ns/mine":
+		return u, nil
+	case u == "":
+		return "", errcode.Unauthorized.WithDetail(nil)
+	}
+	return "", errcode.Denied.WithDetail(nil)
+}
+
+func TestCrossRepositoryMountNeedsReadOnSource(t *testing.T) {
+	e := newTestEnvAuth(t, nil, mountAuth{})
+	e.hdr = map[string]string{"X-Test-User": "admin"}
+	secret := e.pushBlob("ns/secret", []byte("secret layer"))
+	e.hdr = nil
+	carol := map[string]string{"X-Test-User": "carol"}
+	r := e.do("POST", "/v2/ns/mine/blobs/uploads/?mount="+secret+"&from=ns/secret", nil, carol)
+	if r.status != 403 {
+		t.Fatalf("mount from an unreadable repository: %d %s", r.status, r.body)
+	}
+	if r := e.do("HEAD", "/v2/ns/mine/blobs/"+secret, nil, carol); r.status != 404 {
+		t.Fatalf("blob reachable in ns/mine after refused mount: %d", r.status)
+	}
+	// A plain upload to her own repository works.
+	if r := e.do("POST", "/v2/ns/mine/blobs/uploads/", nil, carol); r.status != 202 {
+		t.Fatalf("own upload: %d %s", r.status, r.body)
+	}
+}
+
+func TestUploadBodyCap(t *testing.T) {
+	e := newTestEnv(t, func(c *config.Config) { c.Server.MaxUploadBytes = 1 << 20 })
+	r := e.do("POST", "/v2/ns/app/blobs/uploads/", nil, nil)
+	if r.status != 202 {
+		t.Fatal(r.status)
+	}
+	loc := r.header.Get("Location")
+	u, _ := url.Parse(loc)
+	big := bytes.Repeat([]byte("z"), 2<<20)
+	r = e.do("PATCH", u.RequestURI(), bytes.NewReader(big), map[string]string{"Content-Type": "application/octet-stream"})
+	if r.status != 413 || errorCode(t, r.body) != "SIZE_INVALID" {
+		t.Fatalf("declared oversized chunk: %d %s", r.status, r.body)
+	}
+	req, _ := http.NewRequest("PATCH", e.url+u.RequestURI(), io.MultiReader(bytes.NewReader(big)))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || errorCode(t, b) != "SIZE_INVALID" {
+		t.Fatalf("chunked oversized chunk: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestInFlightLimit(t *testing.T) {
+	e := newTestEnv(t, func(c *config.Config) { c.Server.MaxInFlight = 1 })
+	// Hold the only slot with a PUT whose body never finishes.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest("PUT", e.url+sigPath("ns/app", sha([]byte("a"))), pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	_, _ = pw.Write([]byte("{"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := e.do("GET", "/v2/", nil, nil)
+		if r.status == 429 {
+			if r.header.Get("Retry-After") == "" || errorCode(t, r.body) != "TOOMANYREQUESTS" {
+				t.Fatalf("429 without Retry-After or code: %v %s", r.header, r.body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never saw 429 with the only slot held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := e.do("GET", "/healthz", nil, nil); r.status != 200 {
+		t.Fatalf("healthz while saturated: %d", r.status)
+	}
+	pw.Close()
+	<-done
+	if r := e.do("GET", "/v2/", nil, nil); r.status != 200 {
+		t.Fatalf("slot not released: %d", r.status)
 	}
 }

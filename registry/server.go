@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,20 +20,23 @@ import (
 	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/extensions"
 	"github.com/signet-registry/signet/internal/keylock"
+	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/registry/errcode"
 	"github.com/signet-registry/signet/signaturestore"
 )
 
 // Authorizer decides whether a request may perform access on repository.
-// It returns the authenticated user's name to allow, or an errcode.Error
-// (UNAUTHORIZED or DENIED). It runs before the handler, so before anything
-// is looked up.
+// Authorize returns the authenticated user's name to allow, or an
+// errcode.Error (UNAUTHORIZED or DENIED). It runs before the handler, so
+// before anything is looked up. Authenticate reports whom valid
+// credentials name, and false for none or wrong ones.
 type Authorizer interface {
 	Authorize(r *http.Request, repository string, access Access) (user string, err error)
+	Authenticate(r *http.Request) (user string, ok bool)
 }
 
-// Anonymous is the user recorded when no access control is configured.
-const Anonymous = "anonymous"
+// Challenge is the WWW-Authenticate value sent with every 401.
+const Challenge = `Basic realm="Signet"`
 
 // Store is what the front needs of the signature store: the store itself
 // and its manifest-delete journal.
@@ -57,6 +61,7 @@ type Options struct {
 // Server is the whole HTTP application.
 type Server struct {
 	log       *slog.Logger
+	audit     *slog.Logger
 	accessLog bool
 	metrics   *Metrics
 	journal   signaturestore.DeleteJournal
@@ -64,6 +69,8 @@ type Server struct {
 	locks     *keylock.Locks
 	auth      Authorizer
 	app       *handlers.App
+	v2routes  *mux.Router
+	maxUpload int64
 	sigs      *extensions.Handler
 	ready     atomic.Bool
 	handler   http.Handler
@@ -101,6 +108,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		log:       opts.Logger,
+		audit:     opts.Logger.With("log", "audit"),
 		accessLog: cfg.Log.AccessLog,
 		metrics:   opts.Metrics,
 		journal:   opts.Store,
@@ -108,6 +116,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		locks:     keylock.New(256),
 		auth:      opts.Authorizer,
 		app:       app,
+		v2routes:  v2.RouterWithPrefix(""),
+		maxUpload: cfg.Server.MaxUploadBytes,
 	}
 	s.sigs, err = extensions.NewHandler(extensions.Options{
 		Store:        opts.Store,
@@ -115,6 +125,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Locks:        s.locks,
 		MaxBodyBytes: cfg.Signatures.MaxBodyBytes,
 		Logger:       opts.Logger,
+		Audit:        s.audit,
 	})
 	if err != nil {
 		return nil, err
@@ -122,7 +133,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.recoverDeletes(ctx); err != nil {
 		return nil, err
 	}
-	s.handler = s.instrument(s.router(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	s.handler = s.instrument(s.limitInFlight(cfg.Server.MaxInFlight, s.router(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))))
 	s.ready.Store(true)
 	return s, nil
 }
@@ -144,18 +155,7 @@ func (s *Server) Close() error {
 
 type ctxKey int
 
-const (
-	routeNamerKey ctxKey = iota
-	userKey
-)
-
-// UserFrom returns the user the request was authorised as.
-func UserFrom(ctx context.Context) string {
-	if u, ok := ctx.Value(userKey).(string); ok && u != "" {
-		return u
-	}
-	return Anonymous
-}
+const routeNamerKey ctxKey = 0
 
 func withRouteNamer(ctx context.Context, rn *routeNamer) context.Context {
 	return context.WithValue(ctx, routeNamerKey, rn)
@@ -194,7 +194,7 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 		},
 		RouteStatusPut: func(w http.ResponseWriter, r *http.Request) {
 			v := mux.Vars(r)
-			s.sigs.PutStatus(w, r, v["name"], v["digest"], v["signature"], UserFrom(r.Context()))
+			s.sigs.PutStatus(w, r, v["name"], v["digest"], v["signature"])
 		},
 		RouteStatusDelete: func(w http.ResponseWriter, r *http.Request) {
 			v := mux.Vars(r)
@@ -210,8 +210,7 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 	for _, rt := range routeTable() {
 		m.Handle(rt.path, s.guard(rt, handlers[rt.name])).Methods(rt.method).Name(rt.name)
 	}
-	v2 := s.withManifestDeletes(s.app)
-	m.PathPrefix("/v2").Handler(v2).Name(RouteV2)
+	m.PathPrefix("/v2").Handler(s.guardV2(s.withManifestDeletes(s.app))).Name(RouteV2)
 	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.NotFound.WithDetail(nil))
 	})
@@ -225,13 +224,11 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRouteName(r, rt.name)
-		if s.auth != nil && rt.access != AccessNone {
-			user, err := s.auth.Authorize(r, mux.Vars(r)["name"], rt.access)
-			if err != nil {
-				writeAPIError(w, err)
+		if rt.access != AccessNone {
+			var ok bool
+			if r, ok = s.authorize(w, r, mux.Vars(r)["name"], rt.access); !ok {
 				return
 			}
-			r = r.WithContext(context.WithValue(r.Context(), userKey, user))
 		}
 		h(w, r)
 	})
@@ -268,6 +265,30 @@ func (s *Server) digestLookup(w http.ResponseWriter, r *http.Request) {
 type DigestLookup struct {
 	Digest       string   `json:"digest"`
 	Repositories []string `json:"repositories"`
+}
+
+// authorize runs the access check for one repository. On refusal it has
+// answered (401 with a challenge, or 403) and returns false; on success
+// the returned request carries the user.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repository string, access Access) (*http.Request, bool) {
+	if s.auth == nil {
+		return r, true
+	}
+	user, err := s.auth.Authorize(r, repository, access)
+	if err != nil {
+		s.refuse(w, err)
+		return r, false
+	}
+	return r.WithContext(reqctx.WithUser(r.Context(), user)), true
+}
+
+// refuse answers an access refusal; a 401 always carries the challenge.
+func (s *Server) refuse(w http.ResponseWriter, err error) {
+	apiErr := extensions.APIError(err)
+	if apiErr.Code == errcode.Unauthorized {
+		w.Header().Set("WWW-Authenticate", Challenge)
+	}
+	errcode.Write(w, apiErr)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

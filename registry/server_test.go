@@ -46,7 +46,9 @@ func (b *syncBuffer) String() string {
 }
 
 type testEnv struct {
-	t     *testing.T
+	t *testing.T
+	// hdr is sent with every request that does not set the header itself.
+	hdr   map[string]string
 	url   string
 	store *boltstore.Store
 	logs  *syncBuffer
@@ -109,6 +111,9 @@ func (e *testEnv) do(method, path string, body io.Reader, hdr map[string]string)
 	req, err := http.NewRequest(method, e.url+path, body)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	for k, v := range e.hdr {
+		req.Header.Set(k, v)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)

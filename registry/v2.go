@@ -224,6 +224,9 @@ func (s *Server) withManifestDeletes(next http.Handler) http.Handler {
 		if err := s.journal.EndImageDelete(ctx, key, deleted); err != nil {
 			s.log.ErrorContext(ctx, "settle manifest delete; repaired at next start", "image", key.String(), "err", err)
 		}
+		if deleted {
+			extensions.Audit(s.audit, r, "manifest.delete", key)
+		}
 		buf.copyTo(w)
 	})
 }
