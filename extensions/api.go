@@ -3,15 +3,15 @@ package extensions
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/signet-registry/signet/internal/reqctx"
+	"github.com/signet-registry/signet/internal/strictjson"
 	"github.com/signet-registry/signet/signaturestore"
 )
 
@@ -151,15 +151,9 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, err)
 		return
 	}
-	var u StatusUpdate
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&u); err != nil {
-		h.fail(w, r, invalidf("status body: %v", err))
-		return
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		h.fail(w, r, invalidf("trailing data after the status object"))
+	u, err := decodeStatusUpdate(body)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	if err := u.validate(); err != nil {
@@ -227,6 +221,10 @@ func (h *Handler) DeleteAll(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, err)
 		return
 	}
+	if err := h.requireManifest(r.Context(), key); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	n, err := h.opts.Store.DeleteAll(r.Context(), key)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("delete signatures of %s: %w", key, err))
@@ -234,6 +232,55 @@ func (h *Handler) DeleteAll(w http.ResponseWriter, r *http.Request, repository, 
 	}
 	Audit(h.opts.Audit, r, "signatures.remove-all", key, slog.Int("removed", n))
 	writeJSON(w, http.StatusOK, map[string]int{"deleted": n})
+}
+
+// statusKeys lists the exact-case keys a status body may hold in the
+// top-level object ("") and in its nested objects.
+func statusKeys(object string) ([]string, bool) {
+	switch object {
+	case "":
+		return []string{"trusted", "reason", "imageIdentity", "signedClaims", "issuedBy", "issuedTo"}, true
+	case "issuedBy":
+		return []string{"organization", "commonName"}, true
+	case "issuedTo":
+		return []string{"organization", "commonName", "publicKeyID"}, true
+	}
+	return nil, false
+}
+
+// decodeStatusUpdate parses an untrusted status body strictly. The syntax
+// pass rejects duplicate keys (encoding/json keeps the last, so
+// {"trusted":false,...,"trusted":true} would save True), invalid UTF-8 and
+// trailing data; the key pass rejects any key not spelled exactly as
+// above (encoding/json matches keys case-insensitively).
+func decodeStatusUpdate(body []byte) (StatusUpdate, error) {
+	var u StatusUpdate
+	tree, err := strictjson.Parse(body)
+	if err != nil {
+		return u, invalidf("status body: %v", err)
+	}
+	if tree.Kind != strictjson.Object {
+		return u, invalidf("status body is not a JSON object")
+	}
+	top, _ := statusKeys("")
+	for _, m := range tree.Members {
+		if !slices.Contains(top, m.Key) {
+			return u, invalidf("status body: unknown key %q", truncate(m.Key))
+		}
+		if nested, ok := statusKeys(m.Key); ok && m.Value.Kind == strictjson.Object {
+			for _, n := range m.Value.Members {
+				if !slices.Contains(nested, n.Key) {
+					return u, invalidf("status body: unknown key %q in %s", truncate(n.Key), m.Key)
+				}
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		return u, invalidf("status body: %v", err)
+	}
+	return u, nil
 }
 
 // parseSignature validates the URL variables naming one signature.

@@ -156,6 +156,11 @@ func decodeStrict(body []byte) (Signature, error) {
 			case "type":
 				sig.Type = s
 			case "content":
+				// Go's decoder skips CR and LF even in strict mode;
+				// standard base64 has neither.
+				if strings.ContainsAny(s, "\r\n") {
+					return sig, invalidf("content is not standard padded base64: line breaks")
+				}
 				raw, err := base64.StdEncoding.Strict().DecodeString(s)
 				if err != nil {
 					return sig, invalidf("content is not standard padded base64: %v", err)

@@ -120,3 +120,23 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// canonicalPath reports whether a request path is in canonical form: no
+// empty, "." or ".." segments, after decoding (so %2e%2e and %2f count).
+// Routers would otherwise "clean" such paths into a redirect to another
+// repository (CVE-2024-3727 class); Signet refuses them instead.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	rest := strings.TrimSuffix(p[1:], "/")
+	if rest == "" {
+		return true
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}

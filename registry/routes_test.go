@@ -100,3 +100,27 @@ func TestRedactAuthorization(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalPath(t *testing.T) {
+	tests := map[string]bool{
+		"/v2/":                        true,
+		"/v2":                         true,
+		"/":                           true,
+		"/v2/ns/app/blobs/uploads/":   true,
+		"/extensions/v2/ns/app/x":     true,
+		"/v2//ns":                     false,
+		"/v2/ns/../app":               false,
+		"/v2/ns/./app":                false,
+		"/v2/ns/..":                   false,
+		"/extensions/v2/ns/app/..":    false,
+		"":                            false,
+		"v2/ns":                       false,
+		"/v2/ns/app//":                false,
+		"/v2/ns/app/manifests/..%2fx": true, // only decoded paths are checked; %2f is decoded before this
+	}
+	for p, want := range tests {
+		if got := canonicalPath(p); got != want {
+			t.Errorf("canonicalPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -170,7 +170,7 @@ func setRouteName(r *http.Request, name string) {
 // router builds the route table into a mux router. /v2/ goes to the
 // embedded registry behind the manifest-delete hook.
 func (s *Server) router(metrics http.Handler) http.Handler {
-	m := mux.NewRouter()
+	m := mux.NewRouter().SkipClean(true)
 	handlers := map[string]func(http.ResponseWriter, *http.Request){
 		RouteSignaturesGet: func(w http.ResponseWriter, r *http.Request) {
 			v := mux.Vars(r)
@@ -217,7 +217,20 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 	m.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.MethodNotAllowed.WithDetail(nil))
 	})
-	return m
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !canonicalPath(r.URL.Path) {
+			errcode.Write(w, errcode.NotFound.WithMessage("path %q is not canonical", truncatePath(r.URL.Path)))
+			return
+		}
+		m.ServeHTTP(w, r)
+	})
+}
+
+func truncatePath(p string) string {
+	if len(p) > 128 {
+		return p[:128] + "..."
+	}
+	return p
 }
 
 // guard names the route and decides access before the handler runs.

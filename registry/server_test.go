@@ -309,7 +309,7 @@ func TestSignatureErrors(t *testing.T) {
 		{"trailing data", "PUT", sigPath("ns/app", dgst), sigBody(sigName(dgst), []byte("t")) + `{}`, 400, "SIGNATURE_INVALID"},
 		{"bad digest in URL", "PUT", sigPath("ns/app", "sha256:ABC"), sigBody(sigName(dgst), []byte("x")), 400, "SIGNATURE_INVALID"},
 		{"sha512 digest", "GET", sigPath("ns/app", "sha512:"+strings.Repeat("a", 128)), "", 400, "SIGNATURE_INVALID"},
-		{"traversal digest", "GET", "/extensions/v2/ns/app/signatures/sha256:..%2f..%2fetc", "", 400, "SIGNATURE_INVALID"},
+		{"traversal digest", "GET", "/extensions/v2/ns/app/signatures/sha256:..%2f..%2fetc", "", 404, "NOT_FOUND"},
 		{"duplicate name", "PUT", sigPath("ns/app", dgst), sigBody(existing, []byte("new content")), 409, "SIGNATURE_EXISTS"},
 		{"duplicate content", "PUT", sigPath("ns/app", dgst), sigBody(sigName(dgst), []byte("taken")), 409, "SIGNATURE_EXISTS"},
 		{"unknown image PUT", "PUT", sigPath("ns/app", missing), sigBody(sigName(missing), []byte("x")), 404, "MANIFEST_UNKNOWN"},

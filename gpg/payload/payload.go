@@ -20,7 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"go.podman.io/image/v5/docker/reference"
 
-	"github.com/signet-registry/signet/gpg/internal/strictjson"
+	"github.com/signet-registry/signet/internal/strictjson"
 )
 
 // Type is the value of critical.type (SPEC section 3).

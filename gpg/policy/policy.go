@@ -21,7 +21,7 @@ import (
 
 	"go.podman.io/image/v5/docker/reference"
 
-	"github.com/signet-registry/signet/gpg/internal/strictjson"
+	"github.com/signet-registry/signet/internal/strictjson"
 )
 
 var (
