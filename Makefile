@@ -51,11 +51,25 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags $(TAGS) ./...
 
-# Short fuzzing runs of every parser; FUZZTIME=5m for longer.
+# Bounded fuzzing of every parser and of verification (which must never
+# accept random input). FUZZTIME=5m for longer runs. Seed corpora live in
+# each package's testdata/fuzz and also run as plain tests in `make test`.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./extensions/:FuzzDecodeSignature \
+	./registry/:FuzzRoutes \
+	./registry/:FuzzSignatureName \
+	./gpg/:FuzzVerify \
+	./gpg/payload/:FuzzParseUntrusted \
+	./signaturestore/boltstore/:FuzzDecodeRecord \
+	./auth/:FuzzParseAuthorization \
+	./auth/:FuzzAuthenticate
 fuzz:
-	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzDecodeSignature -fuzztime $(FUZZTIME) ./extensions/
-	$(GO) test -tags $(TAGS) -run '^$$' -fuzz FuzzDecodeRecord -fuzztime $(FUZZTIME) ./signaturestore/boltstore/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # Each benchmark runs its baseline in the same process, so compare ratios,
 # not absolute numbers. BENCHCOUNT=3 or more for medians.

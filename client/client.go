@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -49,6 +51,9 @@ const manifestAccept = "application/vnd.oci.image.manifest.v1+json, " +
 type Options struct {
 	// Insecure allows plain HTTP and skips TLS verification.
 	Insecure bool
+	// CAFile adds a PEM bundle of trusted CAs to the system trust store
+	// (which honours SSL_CERT_FILE and SSL_CERT_DIR).
+	CAFile string
 	// Username and Password are sent with HTTP Basic auth when set; the
 	// password may be an API token.
 	Username, Password string
@@ -75,8 +80,23 @@ func New(host string, opts Options) (*Client, error) {
 		opts.Timeout = time.Minute
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if opts.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", opts.CAFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
 	if opts.Insecure {
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --insecure asks for exactly this
+		tr.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // --insecure asks for exactly this
 	}
 	return &Client{host: host, opts: opts, http: &http.Client{Transport: tr, Timeout: opts.Timeout}}, nil
 }
@@ -122,7 +142,7 @@ func (c *Client) settleScheme(ctx context.Context) error {
 			if scheme == "https" && c.opts.Insecure {
 				continue
 			}
-			return fmt.Errorf("ping %s: %w", c.host, err)
+			return fmt.Errorf("ping %s: %w", c.host, withTrustHint(err))
 		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBytes))
 		resp.Body.Close()
@@ -183,6 +203,19 @@ func newError(status int, body []byte) *Error {
 		e.Code = env.Errors[0].Code
 	}
 	return e
+}
+
+// withTrustHint explains the one TLS failure users meet most: a registry
+// certificate signed by a CA this machine does not trust.
+func withTrustHint(err error) error {
+	var unknown x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknown) || errors.As(err, &verify) {
+		return fmt.Errorf("%w\nhint: the registry's certificate is not trusted by this machine. Pass --ca-file CA.crt, "+
+			"or trust the CA system-wide (cp CA.crt /usr/local/share/ca-certificates/ && update-ca-certificates), "+
+			"or point SSL_CERT_FILE at it; --insecure skips verification", err)
+	}
+	return err
 }
 
 // Manifest fetches repo's manifest by tag or digest. The digest is

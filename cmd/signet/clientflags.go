@@ -9,6 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/pflag"
+	dockerconfig "go.podman.io/image/v5/pkg/docker/config"
+	"go.podman.io/image/v5/types"
 
 	"github.com/signet-registry/signet/client"
 )
@@ -18,6 +20,8 @@ import (
 // SIGNET_PASSWORD / SIGNET_TOKEN or from a file.
 type clientFlags struct {
 	insecure     bool
+	caFile       string
+	authFile     string
 	registryURL  string
 	username     string
 	passwordFile string
@@ -27,13 +31,19 @@ type clientFlags struct {
 func (f *clientFlags) register(fl *pflag.FlagSet, getenv func(string) string) {
 	f.getenv = getenv
 	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and skip TLS verification")
+	fl.StringVar(&f.caFile, "ca-file", "", "PEM file of CAs to trust besides the system store (SSL_CERT_FILE is honoured too)")
+	fl.StringVar(&f.authFile, "authfile", "", "containers auth.json to read credentials from (default: podman/skopeo login's, then ~/.docker/config.json)")
 	fl.StringVar(&f.registryURL, "registry-url", "", "registry to talk to, overriding the image's host")
 	fl.StringVar(&f.username, "username", "", "user name for HTTP Basic auth (default $SIGNET_USERNAME)")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the password or API token (default $SIGNET_PASSWORD)")
 }
 
-func (f *clientFlags) options() (client.Options, error) {
-	opts := client.Options{Insecure: f.insecure, Username: f.username, Token: f.getenv("SIGNET_TOKEN")}
+// options gathers TLS settings and credentials for host. Credentials come
+// from, in order: --username with --password-file, SIGNET_USERNAME /
+// SIGNET_PASSWORD / SIGNET_TOKEN, then the containers auth file that
+// "podman login" and "skopeo login" write.
+func (f *clientFlags) options(host string) (client.Options, error) {
+	opts := client.Options{Insecure: f.insecure, CAFile: f.caFile, Username: f.username, Token: f.getenv("SIGNET_TOKEN")}
 	if opts.Username == "" {
 		opts.Username = f.getenv("SIGNET_USERNAME")
 	}
@@ -44,6 +54,21 @@ func (f *clientFlags) options() (client.Options, error) {
 			return opts, fmt.Errorf("read password file: %w", err)
 		}
 		opts.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if opts.Username == "" && opts.Password == "" && opts.Token == "" {
+		sys := &types.SystemContext{AuthFilePath: f.authFile}
+		if f.authFile == "" {
+			sys.AuthFilePath = f.getenv("REGISTRY_AUTH_FILE")
+		}
+		cred, err := dockerconfig.GetCredentials(sys, host)
+		if err != nil {
+			return opts, fmt.Errorf("read credentials for %s: %w", host, err)
+		}
+		if cred.IdentityToken != "" {
+			opts.Token = cred.IdentityToken
+		} else {
+			opts.Username, opts.Password = cred.Username, cred.Password
+		}
 	}
 	return opts, nil
 }
@@ -64,7 +89,7 @@ func (f *clientFlags) resolve(ctx context.Context, arg string) (*target, error) 
 	if err != nil {
 		return nil, err
 	}
-	opts, err := f.options()
+	opts, err := f.options(img.Host)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -74,7 +75,7 @@ IMAGE (HOST[:PORT]/REPOSITORY:TAG) and sign what was pushed, as
 			if err != nil {
 				return fmt.Errorf("destination: %w", err)
 			}
-			opts, err := cf.options()
+			opts, err := cf.options(img.Host)
 			if err != nil {
 				return err
 			}
@@ -85,9 +86,25 @@ IMAGE (HOST[:PORT]/REPOSITORY:TAG) and sign what was pushed, as
 				return err
 			}
 			defer os.RemoveAll(regD)
-			sys := &types.SystemContext{RegistriesDirPath: regD}
+			sys := &types.SystemContext{RegistriesDirPath: regD, AuthFilePath: cf.authFile}
 			if cf.insecure {
 				sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
+			}
+			if cf.caFile != "" {
+				// containers/image reads CAs from a directory of *.crt.
+				certDir, err := os.MkdirTemp("", "signet-certs-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(certDir)
+				pem, err := os.ReadFile(cf.caFile)
+				if err != nil {
+					return fmt.Errorf("read CA file: %w", err)
+				}
+				if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), pem, 0o600); err != nil {
+					return err
+				}
+				sys.DockerCertPath = certDir
 			}
 			destSys := *sys
 			if opts.Username != "" || opts.Password != "" {

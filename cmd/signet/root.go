@@ -21,6 +21,7 @@ func NewRootCmd(getenv func(string) string) *cobra.Command {
 		newPushCmd(getenv),
 		newVerifyCmd(getenv),
 		newDescribeCmd(getenv),
+		newTokenCmd(getenv),
 	)
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,16 +19,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-registry/signet/config"
+	"github.com/signet-registry/signet/internal/certreload"
 	"github.com/signet-registry/signet/registry"
 	"github.com/signet-registry/signet/signaturestore"
 	"github.com/signet-registry/signet/signaturestore/boltstore"
 )
 
 type serveFlags struct {
-	configPath  string
-	addr        string
-	dataDir     string
-	printConfig bool
+	configPath     string
+	addr           string
+	dataDir        string
+	printConfig    bool
+	tlsCert        string
+	tlsKey         string
+	usersFile      string
+	allowAnonymous bool
 }
 
 func newServeCmd(getenv func(string) string) *cobra.Command {
@@ -50,6 +57,18 @@ override the file, and flags override both.`,
 			if cmd.Flags().Changed("data-dir") {
 				cfg.Storage.DataDir = f.dataDir
 			}
+			if cmd.Flags().Changed("tls-cert") {
+				cfg.Server.TLSCertFile = f.tlsCert
+			}
+			if cmd.Flags().Changed("tls-key") {
+				cfg.Server.TLSKeyFile = f.tlsKey
+			}
+			if cmd.Flags().Changed("users-file") {
+				cfg.Auth.UsersFile = f.usersFile
+			}
+			if f.allowAnonymous {
+				cfg.Auth.AllowAnonymous = true
+			}
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("invalid configuration: %w", err)
 			}
@@ -69,6 +88,10 @@ override the file, and flags override both.`,
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "listen address HOST:PORT (overrides server.addr)")
 	fl.StringVar(&f.dataDir, "data-dir", "./signet-data", "data directory (overrides storage.dataDir)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration and exit")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); enables HTTPS (overrides server.tlsCertFile)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM) (overrides server.tlsKeyFile)")
+	fl.StringVar(&f.usersFile, "users-file", "", "users, tokens and grants (overrides auth.usersFile)")
+	fl.BoolVar(&f.allowAnonymous, "insecure-allow-anonymous", false, "serve without access control on a non-loopback address")
 	return cmd
 }
 
@@ -122,12 +145,17 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 		}
 	}()
 
+	authorizer, err := setUpAuth(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	srv, err := registry.New(ctx, registry.Options{
-		Config:   cfg,
-		Store:    store,
-		Metrics:  metrics,
-		Gatherer: reg,
-		Logger:   log,
+		Config:     cfg,
+		Store:      store,
+		Metrics:    metrics,
+		Gatherer:   reg,
+		Logger:     log,
+		Authorizer: authorizer,
 	})
 	if err != nil {
 		return err
@@ -141,13 +169,26 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	scheme := "http"
+	if cfg.Server.TLSCertFile != "" {
+		certs, err := certreload.New(cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile, 5*time.Second)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		hs.TLSConfig = certs.ServerConfig()
+		ln = tls.NewListener(ln, hs.TLSConfig)
+		scheme = "https"
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.Storage.DataDir)
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", cfg.Storage.DataDir)
 
 	select {
 	case err := <-errc:
@@ -168,4 +209,35 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// checkAnonymous enforces the safe default: without a users file Signet
+// serves anonymously only on a loopback address, unless the operator
+// explicitly allows it.
+func checkAnonymous(cfg config.Config, log *slog.Logger) error {
+	if cfg.Auth.UsersFile != "" {
+		return nil
+	}
+	if isLoopback(cfg.Server.Addr) {
+		log.Warn("no users file: serving anonymously on a loopback address; anyone on this host can push, sign and delete", "addr", cfg.Server.Addr)
+		return nil
+	}
+	if !cfg.Auth.AllowAnonymous {
+		return fmt.Errorf("refusing to serve %s without access control: set auth.usersFile (--users-file), bind to a loopback address, or pass --insecure-allow-anonymous", cfg.Server.Addr)
+	}
+	log.Warn("no users file and --insecure-allow-anonymous: anyone who can reach this address can push, sign and delete", "addr", cfg.Server.Addr)
+	return nil
+}
+
+// isLoopback reports whether HOST:PORT names only loopback addresses.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
