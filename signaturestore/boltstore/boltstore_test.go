@@ -463,3 +463,9 @@ func TestCheckAfterClose(t *testing.T) {
 		t.Fatalf("Check after Close = %v, want ErrClosed", err)
 	}
 }
+
+func TestReferrersConformance(t *testing.T) {
+	storetest.RunReferrers(t, func(t *testing.T) signaturestore.ReferrersIndex {
+		return MustOpen(t)
+	})
+}
