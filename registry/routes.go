@@ -49,6 +49,7 @@ const (
 	RouteSignatureDel  = "signet.signature.delete"
 	RouteSignaturesDel = "signet.signatures.delete"
 	RouteDigestLookup  = "signet.digest.lookup"
+	RouteReferrers     = "v2.referrers"
 	RouteHealthz       = "healthz"
 	RouteReadyz        = "readyz"
 	RouteMetrics       = "metrics"
@@ -79,6 +80,8 @@ func routeTable() []route {
 		{RouteSignatureDel, http.MethodDelete, one, AccessSign},
 		{RouteStatusPut, http.MethodPut, one + "/status", AccessSave},
 		{RouteDigestLookup, http.MethodGet, "/signet/v1/digests/{digest}", AccessPull},
+		// distribution v3 has no referrers route; Signet serves it.
+		{RouteReferrers, http.MethodGet, "/v2/" + name + "/referrers/{digest}", AccessPull},
 		{RouteStatusDelete, http.MethodDelete, one + "/status", AccessSave},
 		{RouteHealthz, http.MethodGet, "/healthz", AccessNone},
 		{RouteReadyz, http.MethodGet, "/readyz", AccessNone},

@@ -43,6 +43,7 @@ const Challenge = `Basic realm="Signet"`
 type Store interface {
 	signaturestore.Store
 	signaturestore.DeleteJournal
+	signaturestore.ReferrersIndex
 }
 
 // Options configure a Server.
@@ -56,6 +57,8 @@ type Options struct {
 	// allowed (the embedded defaults, bound to loopback).
 	Authorizer Authorizer
 	Logger     *slog.Logger
+	// ReferrersPageSize bounds one referrers response; 0 means 500.
+	ReferrersPageSize int
 }
 
 // Server is the whole HTTP application.
@@ -65,15 +68,18 @@ type Server struct {
 	accessLog bool
 	metrics   *Metrics
 	journal   signaturestore.DeleteJournal
-	manifests *manifestIndex
-	locks     *keylock.Locks
-	auth      Authorizer
-	app       *handlers.App
-	v2routes  *mux.Router
-	maxUpload int64
-	sigs      *extensions.Handler
-	ready     atomic.Bool
-	handler   http.Handler
+	referrers signaturestore.ReferrersIndex
+	// referrersPage bounds one referrers response.
+	referrersPage int
+	manifests     *manifestIndex
+	locks         *keylock.Locks
+	auth          Authorizer
+	app           *handlers.App
+	v2routes      *mux.Router
+	maxUpload     int64
+	sigs          *extensions.Handler
+	ready         atomic.Bool
+	handler       http.Handler
 }
 
 // RegistryRoot is where blobs and manifests live under the data directory.
@@ -107,17 +113,19 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		log:       opts.Logger,
-		audit:     opts.Logger.With("log", "audit"),
-		accessLog: cfg.Log.AccessLog,
-		metrics:   opts.Metrics,
-		journal:   opts.Store,
-		manifests: manifests,
-		locks:     keylock.New(256),
-		auth:      opts.Authorizer,
-		app:       app,
-		v2routes:  v2.RouterWithPrefix(""),
-		maxUpload: cfg.Server.MaxUploadBytes,
+		log:           opts.Logger,
+		audit:         opts.Logger.With("log", "audit"),
+		accessLog:     cfg.Log.AccessLog,
+		metrics:       opts.Metrics,
+		journal:       opts.Store,
+		referrers:     opts.Store,
+		referrersPage: opts.ReferrersPageSize,
+		manifests:     manifests,
+		locks:         keylock.New(256),
+		auth:          opts.Authorizer,
+		app:           app,
+		v2routes:      v2.RouterWithPrefix(""),
+		maxUpload:     cfg.Server.MaxUploadBytes,
 	}
 	s.sigs, err = extensions.NewHandler(extensions.Options{
 		Store:        opts.Store,
@@ -130,8 +138,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.referrersPage <= 0 {
+		s.referrersPage = defaultReferrersPage
+	}
 	if err := s.recoverDeletes(ctx); err != nil {
 		return nil, err
+	}
+	if err := s.recoverReferrers(ctx); err != nil {
+		return nil, fmt.Errorf("recover referrers index: %w", err)
 	}
 	s.handler = s.instrument(s.limitInFlight(cfg.Server.MaxInFlight, s.router(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))))
 	s.ready.Store(true)
@@ -201,6 +215,7 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 			s.sigs.DeleteStatus(w, r, v["name"], v["digest"], v["signature"])
 		},
 		RouteDigestLookup: s.digestLookup,
+		RouteReferrers:    s.serveReferrers,
 		RouteHealthz: func(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusOK, "ok\n")
 		},
@@ -210,7 +225,7 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 	for _, rt := range routeTable() {
 		m.Handle(rt.path, s.guard(rt, handlers[rt.name])).Methods(rt.method).Name(rt.name)
 	}
-	m.PathPrefix("/v2").Handler(s.guardV2(s.withManifestDeletes(s.app))).Name(RouteV2)
+	m.PathPrefix("/v2").Handler(s.guardV2(s.withReferrers(s.withManifestDeletes(s.app)))).Name(RouteV2)
 	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.NotFound.WithDetail(nil))
 	})

@@ -85,7 +85,7 @@ func newTestEnvAuth(t *testing.T, mutate func(*config.Config), auth Authorizer) 
 	}
 	logs := &syncBuffer{}
 	srv, err := New(context.Background(), Options{
-		Config: cfg, Store: store, Metrics: metrics, Gatherer: reg, Authorizer: auth,
+		Config: cfg, Store: store, Metrics: metrics, Gatherer: reg, Authorizer: auth, ReferrersPageSize: 3,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
