@@ -206,7 +206,7 @@ func (m *Mechanism) VerifyDetailed(unverifiedSignature []byte) (res Result, err 
 	if err != nil {
 		return Result{}, fmt.Errorf("verifying openpgp signature: %w", err)
 	}
-	key, sig, contents, err := m.verifyCrypto(unverifiedSignature, msg, now)
+	key, sig, contents, err := m.verifyCrypto(msg, now)
 	if err != nil {
 		return Result{}, fmt.Errorf("verifying openpgp signature: %w", err)
 	}
@@ -230,13 +230,16 @@ func (m *Mechanism) VerifyDetailed(unverifiedSignature []byte) (res Result, err 
 // verifyCrypto runs go-crypto's verification on a message whose structure
 // parseSignedMessage has accepted, so ReadMessage sees exactly one one-pass
 // signature, one literal packet and one signature.
-func (m *Mechanism) verifyCrypto(blob []byte, msg *signedMessage, now time.Time) (openpgp.Key, *packet.Signature, []byte, error) {
+func (m *Mechanism) verifyCrypto(msg *signedMessage, now time.Time) (openpgp.Key, *packet.Signature, []byte, error) {
 	limit := int64(maxDecompressedSize)
 	cfg := &packet.Config{
 		Time:                       func() time.Time { return now },
 		MaxDecompressedMessageSize: &limit,
 	}
-	md, err := openpgp.ReadMessage(bytes.NewReader(blob), m.keyring, nil, cfg)
+	// msg.packets is the structurally checked, already decompressed
+	// packet sequence: go-crypto verifies exactly what the structural
+	// pass accepted, without decompressing a second time.
+	md, err := openpgp.ReadMessage(bytes.NewReader(msg.packets), m.keyring, nil, cfg)
 	if err != nil {
 		return openpgp.Key{}, nil, nil, fmt.Errorf("%w: %w", ErrMalformedMessage, err)
 	}

@@ -32,6 +32,11 @@ type signedMessage struct {
 	onePass          *packet.OnePassSignature
 	sig              *packet.Signature
 	untrustedContent []byte
+	// packets is the uncompressed packet sequence (one-pass signature,
+	// literal data, signature) that the structural pass read: for a
+	// compressed message, the decompressed body. Verification reads it
+	// instead of the original, so the message is decompressed once.
+	packets []byte
 }
 
 // errLimitExceeded is returned by limitReader; it never escapes this file
@@ -97,12 +102,15 @@ func parseSignedMessage(untrusted []byte) (*signedMessage, error) {
 	if err != nil {
 		return nil, classifyFirstPacketError(first, err)
 	}
+	packets := untrusted
 	if c, ok := first.(*packet.Compressed); ok {
 		sawCompressed = true
-		inner := &limitReader{r: c.Body, n: maxDecompressedSize}
+		var body bytes.Buffer
+		inner := &limitReader{r: io.TeeReader(c.Body, &body), n: maxDecompressedSize}
 		if err := s.scan(inner, nil); err != nil {
 			return nil, err
 		}
+		packets = body.Bytes()
 		// Nothing may follow the compressed packet: trailing packets would be
 		// invisible to the signature yet might be read by another parser.
 		if p, err := packet.Read(top); err != io.EOF {
@@ -111,7 +119,12 @@ func parseSignedMessage(untrusted []byte) (*signedMessage, error) {
 	} else if err := s.scan(top, first); err != nil {
 		return nil, err
 	}
-	return s.finish(sawCompressed)
+	msg, err := s.finish(sawCompressed)
+	if err != nil {
+		return nil, err
+	}
+	msg.packets = packets
+	return msg, nil
 }
 
 // classifyFirstPacketError maps a failure to read the very first packet.
