@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/signet-registry/signet/internal/repoglob"
 	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/registry"
 )
@@ -161,7 +162,7 @@ type tokenEntry struct {
 }
 
 type grant struct {
-	patterns  []pattern
+	patterns  []repoglob.Pattern
 	users     map[string]bool
 	anonymous bool
 	access    accessSet
@@ -178,7 +179,7 @@ func (c *config) allows(user, repository string, access registry.Access) bool {
 			continue
 		}
 		for _, p := range g.patterns {
-			if p.match(repository) {
+			if p.Match(repository) {
 				return true
 			}
 		}
@@ -400,7 +401,7 @@ func compileGrant(g Grant, users map[string]*userEntry) (grant, []keyedError) {
 		fail(errors.New("at least one pattern is required (\"**\" for all)"), "repositories")
 	}
 	for j, text := range g.Repositories {
-		p, err := compilePattern(text)
+		p, err := repoglob.Compile(text)
 		if err != nil {
 			fail(err, "repositories", j)
 			continue

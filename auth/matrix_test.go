@@ -649,6 +649,8 @@ func matrixRoutes() []routeCase {
 			consumed: func(img *image) { img.spareHasSig = false }},
 		{name: "GET digest lookup", access: registry.AccessPull, global: true, ok: 200,
 			build: func(tg *target) request { return request{method: "GET", path: "/signet/v1/digests/" + tg.digest} }},
+		{name: "GET backup", access: registry.AccessAdmin, global: true, ok: 200,
+			build: func(*target) request { return request{method: "GET", path: "/signet/v1/backup"} }},
 		{name: "healthz", access: registry.AccessNone, global: true, ok: 200,
 			build: func(*target) request { return request{method: "GET", path: "/healthz"} }},
 		{name: "readyz", access: registry.AccessNone, global: true, ok: 200,
@@ -817,7 +819,7 @@ func TestAuthMatrix(t *testing.T) {
 	for _, name := range []string{
 		registry.RouteSignaturesGet, registry.RouteSignaturesPut, registry.RouteRecordsGet,
 		registry.RouteStatusPut, registry.RouteStatusDelete, registry.RouteSignatureDel,
-		registry.RouteSignaturesDel, registry.RouteDigestLookup, registry.RouteHealthz,
+		registry.RouteSignaturesDel, registry.RouteDigestLookup, registry.RouteBackup, registry.RouteHealthz,
 		registry.RouteReadyz, registry.RouteMetrics,
 		"v2.base", "v2.manifest", "v2.blob", "v2.blob-upload", "v2.catalog", "v2.tags",
 	} {

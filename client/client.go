@@ -167,12 +167,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	switch {
-	case c.opts.Token != "":
-		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
-	case c.opts.Username != "" || c.opts.Password != "":
-		req.SetBasicAuth(c.opts.Username, c.opts.Password)
-	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
@@ -190,6 +185,16 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, hdr h
 		return nil, nil, fmt.Errorf("%s %s: response larger than %d bytes", method, path, limit)
 	}
 	return resp, b, nil
+}
+
+// authorize adds the configured credentials to req.
+func (c *Client) authorize(req *http.Request) {
+	switch {
+	case c.opts.Token != "":
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	case c.opts.Username != "" || c.opts.Password != "":
+		req.SetBasicAuth(c.opts.Username, c.opts.Password)
+	}
 }
 
 func newError(status int, body []byte) *Error {

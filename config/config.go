@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/signet-registry/signet/internal/repoglob"
 )
 
 // Version is the only configuration schema version this build reads.
@@ -110,6 +112,14 @@ type Signatures struct {
 	// signatures. Together with MaxPerImage it must keep the encoded
 	// GET list within 4 MiB.
 	MaxBytesPerImage int64 `yaml:"maxBytesPerImage"`
+	// ExternalRepositories are globs (as in the users file: *, ** and ?)
+	// over repository names whose images Signet does not host, for
+	// example "docker.io/library/**". For a matching repository the
+	// extension API, the Signet API and /sigstore/ store and serve
+	// signatures without requiring the manifest: Signet is then a
+	// signature server for images held elsewhere. In the environment,
+	// SIGNET_SIGNATURES_EXTERNALREPOSITORIES takes a comma-separated list.
+	ExternalRepositories []string `yaml:"externalRepositories"`
 }
 
 // Log configures logging.
@@ -143,6 +153,8 @@ func Default() Config {
 			MaxBodyBytes:     ClientListLimit,
 			MaxPerImage:      64,
 			MaxBytesPerImage: 3*MiB - 64<<10,
+			// Empty rather than nil, so --print-config shows the key.
+			ExternalRepositories: []string{},
 		},
 		Log:  Log{Level: "info", Format: "text", AccessLog: true},
 		Auth: Auth{ReloadInterval: 2 * time.Second},
@@ -207,6 +219,9 @@ func (c Config) Validate() error {
 	} else if s.MaxEncodedListBytes() > ClientListLimit {
 		errs = append(errs, fmt.Errorf("signatures: maxPerImage %d and maxBytesPerImage %d allow a GET list of %d bytes, over the %d bytes clients accept",
 			s.MaxPerImage, s.MaxBytesPerImage, s.MaxEncodedListBytes(), ClientListLimit))
+	}
+	if _, err := repoglob.CompileSet(s.ExternalRepositories); err != nil {
+		errs = append(errs, fmt.Errorf("signatures.externalRepositories: %w", err))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -325,6 +340,19 @@ func setScalar(v reflect.Value, s string) error {
 			return fmt.Errorf("parse bool: %w", err)
 		}
 		v.SetBool(b)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported kind %s", v.Kind())
+		}
+		// A list is comma-separated; empty items are dropped, so "a,"
+		// is one pattern.
+		var items []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
 	case reflect.Int, reflect.Int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

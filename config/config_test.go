@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,9 @@ func TestLoadErrors(t *testing.T) {
 		{"cert without key", "", map[string]string{"SIGNET_SERVER_TLSCERTFILE": "/x.crt"}, "go together"},
 		{"no in-flight", "", map[string]string{"SIGNET_SERVER_MAXINFLIGHT": "0"}, "maxInFlight"},
 		{"empty addr", "version: 1\nserver:\n  addr: \"\"\n", nil, "server.addr"},
+		{"external pattern uppercase", "version: 1\nsignatures:\n  externalRepositories: [\"Docker.io/**\"]\n", nil, "externalRepositories"},
+		{"external pattern empty component", "", map[string]string{"SIGNET_SIGNATURES_EXTERNALREPOSITORIES": "docker.io//x"}, "externalRepositories"},
+		{"external not a list", "version: 1\nsignatures:\n  externalRepositories: docker.io/**\n", nil, "parse config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,7 +114,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("printed config does not load: %v\n%s", err, out)
 	}
-	if back != cfg {
+	if !reflect.DeepEqual(back, cfg) {
 		t.Fatalf("round trip changed config:\n%+v\n%+v", back, cfg)
 	}
 }
@@ -132,5 +137,37 @@ func TestEveryFieldHasEnvOverride(t *testing.T) {
 		if cfg.Server.Addr != "zz" && cfg.Storage.DataDir != "zz" {
 			t.Errorf("%s not applied", name)
 		}
+	}
+}
+
+func TestExternalRepositories(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{"default", "", nil, []string{}},
+		{"file", "version: 1\nsignatures:\n  externalRepositories:\n    - docker.io/library/**\n    - registry.example.com:5000/**\n", nil,
+			[]string{"docker.io/library/**", "registry.example.com:5000/**"}},
+		{"env list", "", map[string]string{"SIGNET_SIGNATURES_EXTERNALREPOSITORIES": "docker.io/library/**, quay.io/**,"},
+			[]string{"docker.io/library/**", "quay.io/**"}},
+		{"env overrides file", "version: 1\nsignatures:\n  externalRepositories: [a/**]\n", map[string]string{"SIGNET_SIGNATURES_EXTERNALREPOSITORIES": "b/**"},
+			[]string{"b/**"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := ""
+			if tt.file != "" {
+				p = writeFile(t, tt.file)
+			}
+			cfg, err := Load(p, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cfg.Signatures.ExternalRepositories, tt.want) {
+				t.Fatalf("externalRepositories %q, want %q", cfg.Signatures.ExternalRepositories, tt.want)
+			}
+		})
 	}
 }

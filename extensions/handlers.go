@@ -39,6 +39,16 @@ type Options struct {
 	// Audit receives one record per signature write, status save and
 	// removal; nil discards them.
 	Audit *slog.Logger
+	// External names the repositories of images Signet does not host
+	// (signatures.externalRepositories); for them no manifest is
+	// required. Nil means none.
+	External ExternalRepositories
+}
+
+// ExternalRepositories matches repositories whose signatures are kept
+// without the manifest (repoglob.Set implements it).
+type ExternalRepositories interface {
+	Match(repository string) bool
 }
 
 // Handler serves the signature extension API.
@@ -84,7 +94,15 @@ func parseImage(repository, rawDigest string) (signaturestore.ImageKey, error) {
 
 var errNameInvalid = errors.New("invalid repository name")
 
+// errLookasideEnd: the lookaside index is past the image's last signature.
+var errLookasideEnd = errors.New("no signature with that index")
+
 func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageKey) error {
+	if h.opts.External != nil && h.opts.External.Match(key.Repository) {
+		// Signet cannot know whether an image held elsewhere exists;
+		// the signature's own digest binding is what protects readers.
+		return nil
+	}
 	ok, err := h.opts.Manifests.ManifestExists(ctx, key.Repository, key.Digest)
 	if err != nil {
 		return fmt.Errorf("check manifest %s: %w", key, err)
@@ -207,10 +225,12 @@ func APIError(err error) errcode.Error {
 		return errcode.SignatureExists.WithDetail(nil)
 	case errors.Is(err, signaturestore.ErrLimit):
 		return errcode.SignatureLimit.WithDetail(nil)
-	case errors.Is(err, signaturestore.ErrNotFound):
+	case errors.Is(err, signaturestore.ErrNotFound), errors.Is(err, errLookasideEnd):
 		return errcode.SignatureUnknown.WithDetail(nil)
 	case errors.Is(err, ErrManifestUnknown):
 		return errcode.ManifestUnknown.WithDetail(nil)
+	case errors.Is(err, signaturestore.ErrNoSpace):
+		return errcode.StorageFull.WithDetail(nil)
 	case errors.Is(err, signaturestore.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errcode.Unavailable.WithDetail(nil)
 	default:

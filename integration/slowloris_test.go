@@ -25,7 +25,6 @@ func TestSlowHeaderAttack(t *testing.T) {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
-		conns  []net.Conn
 		closed int
 	)
 	stop := make(chan struct{})
@@ -34,7 +33,6 @@ func TestSlowHeaderAttack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("attacker %d could not connect: %v", i, err)
 		}
-		conns = append(conns, c)
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()

@@ -60,6 +60,7 @@ func (s *Server) v2Needs(r *http.Request) v2Need {
 // guardV2 decides access to the embedded registry before it runs, and
 // bounds upload bodies.
 func (s *Server) guardV2(next http.Handler) http.Handler {
+	next = s.storageFull(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		need := s.v2Needs(r)
 		setRouteName(r, need.route)

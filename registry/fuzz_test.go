@@ -210,6 +210,8 @@ func FuzzRoutes(f *testing.F) {
 		{"PUT", records + "/" + a.seed + "/status", `{"trusted":false,"reason":"x","trusted":true}`},
 		{"DELETE", records + "/" + img + "@0123456789abcdef0123456789abcdef", ""},
 		{"GET", "/signet/v1/digests/" + img, ""},
+		{"GET", "/sigstore/" + fuzzRepo + "@sha256=" + strings.TrimPrefix(img, "sha256:") + "/signature-1", ""},
+		{"HEAD", "/sigstore/" + fuzzRepo + "@sha256=" + strings.TrimPrefix(img, "sha256:") + "/signature-2", ""},
 		{"GET", "/v2/_catalog?n=100000", ""},
 		{"GET", "/v2/" + fuzzRepo + "/manifests/v1", ""},
 		{"DELETE", "/v2/ns/other/manifests/" + img, ""},

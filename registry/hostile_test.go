@@ -387,6 +387,15 @@ func TestHostileInputCorpus(t *testing.T) {
 		{name: "traversal/backslashes", method: "GET", target: `/extensions/v2/ns\..\app/signatures/` + dgst, status: 404, code: notFound},
 		{name: "traversal/.. in a Signet status path", method: "PUT", target: recordsPath("ns/x/..", dgst) + "/" + seedName + "/status", body: `{"trusted":true}`, status: 404, code: notFound},
 		{name: "traversal/.. in a manifest DELETE", method: "DELETE", target: "/v2/ns/other/../app/manifests/" + dgst, status: 404, code: notFound},
+		{name: "sigstore/.. in the repository", method: "GET", target: "/sigstore/ns/x/../app@sha256=" + hex(dgst) + "/signature-1", status: 404, code: notFound},
+		{name: "sigstore/%2e%2e in the repository", method: "GET", target: "/sigstore/ns/x/%2e%2e/app@sha256=" + hex(dgst) + "/signature-1", status: 404, code: notFound},
+		{name: "sigstore/%2f..%2f after the digest", method: "GET", target: "/sigstore/ns/app@sha256=" + hex(dgst) + "%2f..%2f..%2fns%2fother@sha256=" + hex(elsewhere) + "/signature-1", status: 404, code: notFound},
+		{name: "sigstore/uppercase hex", method: "GET", target: "/sigstore/ns/app@sha256=" + strings.ToUpper(hex(dgst)) + "/signature-1", status: 404, code: notFound},
+		{name: "sigstore/negative index", method: "GET", target: "/sigstore/ns/app@sha256=" + hex(dgst) + "/signature--1", status: 404, code: notFound},
+		{name: "sigstore/huge index", method: "GET", target: "/sigstore/ns/app@sha256=" + hex(dgst) + "/signature-99999999999999999999", status: 404, code: notFound},
+		{name: "sigstore/index past the last", method: "GET", target: "/sigstore/ns/app@sha256=" + hex(dgst) + "/signature-2", status: 404, code: "SIGNATURE_UNKNOWN"},
+		{name: "sigstore/image of another repository", method: "GET", target: "/sigstore/ns/app@sha256=" + hex(elsewhere) + "/signature-1", status: 404, code: manifestUnknown},
+		{name: "sigstore/PUT is not served", method: "PUT", target: "/sigstore/ns/app@sha256=" + hex(dgst) + "/signature-2", body: "x", status: 405, code: unsupported},
 
 		// Repository names: distribution's grammar, at most 255 bytes.
 		{name: "repo/uppercase (no route)", method: "PUT", target: sigPath("ns/App", dgst), body: valid, status: 404, code: notFound},

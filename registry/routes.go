@@ -49,6 +49,9 @@ const (
 	RouteSignatureDel  = "signet.signature.delete"
 	RouteSignaturesDel = "signet.signatures.delete"
 	RouteDigestLookup  = "signet.digest.lookup"
+	RouteSigstoreGet   = "sigstore.get"
+	RouteSigstoreHead  = "sigstore.head"
+	RouteBackup        = "signet.backup"
 	RouteReferrers     = "v2.referrers"
 	RouteHealthz       = "healthz"
 	RouteReadyz        = "readyz"
@@ -72,6 +75,7 @@ func routeTable() []route {
 	signaturePath := "/extensions/v2/" + name + "/signatures/{digest}"
 	records := "/signet/v1/repositories/" + name + "/signatures/{digest:sha256:[0-9a-f]{64}}"
 	one := records + "/{signature}"
+	sigstore := "/sigstore/" + name + "@sha256={hex:[0-9a-f]{64}}/signature-{index:[1-9][0-9]{0,6}}"
 	return []route{
 		{RouteSignaturesGet, http.MethodGet, signaturePath, AccessPull},
 		{RouteSignaturesPut, http.MethodPut, signaturePath, AccessSign},
@@ -80,6 +84,11 @@ func routeTable() []route {
 		{RouteSignatureDel, http.MethodDelete, one, AccessSign},
 		{RouteStatusPut, http.MethodPut, one + "/status", AccessSave},
 		{RouteDigestLookup, http.MethodGet, "/signet/v1/digests/{digest}", AccessPull},
+		// The registries.d lookaside layout; '@' cannot occur in a name,
+		// so the name ends exactly at "@sha256=".
+		{RouteSigstoreGet, http.MethodGet, sigstore, AccessPull},
+		{RouteSigstoreHead, http.MethodHead, sigstore, AccessPull},
+		{RouteBackup, http.MethodGet, "/signet/v1/backup", AccessAdmin},
 		// distribution v3 has no referrers route; Signet serves it.
 		{RouteReferrers, http.MethodGet, "/v2/" + name + "/referrers/{digest}", AccessPull},
 		{RouteStatusDelete, http.MethodDelete, one + "/status", AccessSave},

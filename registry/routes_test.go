@@ -3,6 +3,7 @@ package registry
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/mux"
@@ -14,6 +15,7 @@ func TestRouteTable(t *testing.T) {
 		m.Handle(rt.path, http.NotFoundHandler()).Methods(rt.method).Name(rt.name)
 	}
 	const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	const hex = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	tests := []struct {
 		method, path string
 		wantRoute    string
@@ -30,6 +32,27 @@ func TestRouteTable(t *testing.T) {
 		{"PUT", "/signet/v1/repositories/a/b/c/signatures/" + dgst + "/x/status", RouteStatusPut, map[string]string{"name": "a/b/c", "digest": dgst, "signature": "x"}},
 		{"DELETE", "/signet/v1/repositories/signatures/signatures/" + dgst + "/x/status", RouteStatusDelete, map[string]string{"name": "signatures", "digest": dgst, "signature": "x"}},
 		{"GET", "/signet/v1/repositories/ns/name/signatures/sha256:abc", "", nil},
+		{"GET", "/signet/v1/backup", RouteBackup, map[string]string{}},
+		{"PUT", "/signet/v1/backup", "", nil},
+		{"GET", "/signet/v1/backup/x", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + hex + "/signature-1", RouteSigstoreGet, map[string]string{"name": "ns/name", "hex": hex, "index": "1"}},
+		{"HEAD", "/sigstore/ns/name@sha256=" + hex + "/signature-12", RouteSigstoreHead, map[string]string{"name": "ns/name", "hex": hex, "index": "12"}},
+		{"GET", "/sigstore/docker.io/library/nginx@sha256=" + hex + "/signature-3", RouteSigstoreGet, map[string]string{"name": "docker.io/library/nginx", "hex": hex, "index": "3"}},
+		{"GET", "/sigstore/127.0.0.1:5000/a/b-c@sha256=" + hex + "/signature-1", RouteSigstoreGet, map[string]string{"name": "127.0.0.1:5000/a/b-c", "hex": hex, "index": "1"}},
+		{"GET", "/sigstore/single@sha256=" + hex + "/signature-1", RouteSigstoreGet, map[string]string{"name": "single", "hex": hex, "index": "1"}},
+		{"GET", "/sigstore/ns/name@sha256=" + hex + "/signature-0", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + hex + "/signature-01", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + hex + "/signature-12345678", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + hex + "/signature-", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + hex[:63] + "/signature-1", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + strings.ToUpper(hex) + "/signature-1", "", nil},
+		{"GET", "/sigstore/ns/name@sha512=" + hex + "/signature-1", "", nil},
+		{"GET", "/sigstore/ns/name@sha256:" + hex + "/signature-1", "", nil},
+		{"GET", "/sigstore/ns/Name@sha256=" + hex + "/signature-1", "", nil},
+		{"GET", "/sigstore/ns/name@sha256=" + hex + "/signature-1/x", "", nil},
+		{"GET", "/sigstore/ns@x/name@sha256=" + hex + "/signature-1", "", nil},
+		{"PUT", "/sigstore/ns/name@sha256=" + hex + "/signature-1", "", nil},
+		{"DELETE", "/sigstore/ns/name@sha256=" + hex + "/signature-1", "", nil},
 		{"GET", "/healthz", RouteHealthz, map[string]string{}},
 		{"GET", "/readyz", RouteReadyz, map[string]string{}},
 		{"GET", "/metrics", RouteMetrics, map[string]string{}},

@@ -20,6 +20,7 @@ import (
 	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/extensions"
 	"github.com/signet-registry/signet/internal/keylock"
+	"github.com/signet-registry/signet/internal/repoglob"
 	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/registry/errcode"
 	"github.com/signet-registry/signet/signaturestore"
@@ -44,6 +45,7 @@ type Store interface {
 	signaturestore.Store
 	signaturestore.DeleteJournal
 	signaturestore.ReferrersIndex
+	Snapshotter
 }
 
 // Options configure a Server.
@@ -69,6 +71,9 @@ type Server struct {
 	metrics   *Metrics
 	journal   signaturestore.DeleteJournal
 	referrers signaturestore.ReferrersIndex
+	snapshots Snapshotter
+	// registryRoot is DataDir/registry, synced after manifest deletes.
+	registryRoot string
 	// referrersPage bounds one referrers response.
 	referrersPage int
 	manifests     *manifestIndex
@@ -120,12 +125,18 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		journal:       opts.Store,
 		referrers:     opts.Store,
 		referrersPage: opts.ReferrersPageSize,
+		snapshots:     opts.Store,
+		registryRoot:  root,
 		manifests:     manifests,
 		locks:         keylock.New(256),
 		auth:          opts.Authorizer,
 		app:           app,
 		v2routes:      v2.RouterWithPrefix(""),
 		maxUpload:     cfg.Server.MaxUploadBytes,
+	}
+	external, err := repoglob.CompileSet(cfg.Signatures.ExternalRepositories)
+	if err != nil {
+		return nil, fmt.Errorf("signatures.externalRepositories: %w", err)
 	}
 	s.sigs, err = extensions.NewHandler(extensions.Options{
 		Store:        opts.Store,
@@ -134,6 +145,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		MaxBodyBytes: cfg.Signatures.MaxBodyBytes,
 		Logger:       opts.Logger,
 		Audit:        s.audit,
+		External:     external,
 	})
 	if err != nil {
 		return nil, err
@@ -215,7 +227,10 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 			s.sigs.DeleteStatus(w, r, v["name"], v["digest"], v["signature"])
 		},
 		RouteDigestLookup: s.digestLookup,
+		RouteSigstoreGet:  s.sigstore,
+		RouteSigstoreHead: s.sigstore,
 		RouteReferrers:    s.serveReferrers,
+		RouteBackup:       s.serveBackup,
 		RouteHealthz: func(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusOK, "ok\n")
 		},

@@ -221,6 +221,18 @@ func (s *Server) withManifestDeletes(next http.Handler) http.Handler {
 		deleted := buf.status == http.StatusAccepted
 		// Settling must finish even if the client has gone away.
 		ctx := context.WithoutCancel(r.Context())
+		if deleted {
+			// distribution unlinks the manifest without syncing the
+			// directories. Were the signatures removed (a synced commit)
+			// first, a power cut could bring the manifest back without
+			// them, and the 202 would be a lie. The intent stays
+			// journaled if this fails, and the next start settles it.
+			if err := syncFS(s.registryRoot); err != nil {
+				s.log.ErrorContext(ctx, "sync manifest delete; settled at next start", "image", key.String(), "err", err)
+				writeAPIError(w, fmt.Errorf("sync registry storage: %w", err))
+				return
+			}
+		}
 		if err := s.journal.EndImageDelete(ctx, key, deleted); err != nil {
 			s.log.ErrorContext(ctx, "settle manifest delete; repaired at next start", "image", key.String(), "err", err)
 		}

@@ -118,6 +118,10 @@ var (
 	ErrInvalid = errors.New("invalid signature")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("signature store closed")
+	// ErrNoSpace: the write failed because the storage is full (or over
+	// quota). Nothing of it was stored, and the store stays usable:
+	// the same write succeeds once space is freed.
+	ErrNoSpace = errors.New("signature store out of disk space")
 )
 
 // Store keeps signatures durably. A nil error from a write means the write
@@ -142,6 +146,18 @@ type Store interface {
 	Count(ctx context.Context) (int64, error)
 	// Close flushes pending writes and releases the store.
 	Close() error
+}
+
+// Walker visits every image that holds signatures; the lookaside export
+// reads the whole store through it.
+type Walker interface {
+	// Walk calls fn once for each image with at least one signature, in
+	// repository then digest order, with the image's signatures in the
+	// order List returns them. Every call sees the same consistent
+	// snapshot of the store. fn runs while that snapshot is held, so it
+	// must not write to the store. An error from fn stops the walk and
+	// is returned.
+	Walk(ctx context.Context, fn func(key ImageKey, sigs []Signature) error) error
 }
 
 // DeleteJournal makes "a manifest delete takes its signatures with it"

@@ -56,21 +56,33 @@ func (f *clientFlags) options(host string) (client.Options, error) {
 		opts.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	if opts.Username == "" && opts.Password == "" && opts.Token == "" {
-		sys := &types.SystemContext{AuthFilePath: f.authFile}
-		if f.authFile == "" {
-			sys.AuthFilePath = f.getenv("REGISTRY_AUTH_FILE")
-		}
-		cred, err := dockerconfig.GetCredentials(sys, host)
-		if err != nil {
-			return opts, fmt.Errorf("read credentials for %s: %w", host, err)
-		}
-		if cred.IdentityToken != "" {
-			opts.Token = cred.IdentityToken
-		} else {
-			opts.Username, opts.Password = cred.Username, cred.Password
-		}
+		return opts, f.authFileCredentials(host, &opts)
 	}
 	return opts, nil
+}
+
+// authFilePath is --authfile, else $REGISTRY_AUTH_FILE; empty means the
+// containers defaults.
+func (f *clientFlags) authFilePath() string {
+	if f.authFile != "" {
+		return f.authFile
+	}
+	return f.getenv("REGISTRY_AUTH_FILE")
+}
+
+// authFileCredentials fills opts with host's credentials from the auth
+// file "podman login" and "skopeo login" write, if it holds any.
+func (f *clientFlags) authFileCredentials(host string, opts *client.Options) error {
+	cred, err := dockerconfig.GetCredentials(&types.SystemContext{AuthFilePath: f.authFilePath()}, host)
+	if err != nil {
+		return fmt.Errorf("read credentials for %s: %w", host, err)
+	}
+	if cred.IdentityToken != "" {
+		opts.Token = cred.IdentityToken
+	} else {
+		opts.Username, opts.Password = cred.Username, cred.Password
+	}
+	return nil
 }
 
 // target is an image argument resolved against its registry: repository

@@ -33,11 +33,14 @@ type describeOutput struct {
 	Repository string      `json:"repository"`
 	Digest     string      `json:"digest"`
 	Signatures []described `json:"signatures"`
+	// Cosign lists cosign signatures and attestations, unverified.
+	Cosign      []cosignDescribed `json:"cosign"`
+	CosignError string            `json:"cosignError,omitempty"`
 }
 
 func newDescribeCmd(getenv func(string) string) *cobra.Command {
 	var cf clientFlags
-	var output string
+	var output, sigRepo string
 	cmd := &cobra.Command{
 		Use:   "describe IMAGE",
 		Short: "Show an image's signatures and their verification status",
@@ -58,6 +61,10 @@ func newDescribeCmd(getenv func(string) string) *cobra.Command {
 			for _, rec := range records.Signatures {
 				d.Signatures = append(d.Signatures, describe(rec))
 			}
+			if sigRepo == "" {
+				sigRepo = getenv("COSIGN_REPOSITORY")
+			}
+			d.Cosign, d.CosignError = describeCosign(cmd.Context(), &cf, t, sigRepo)
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -68,6 +75,7 @@ func newDescribeCmd(getenv func(string) string) *cobra.Command {
 	}
 	cf.register(cmd.Flags(), getenv)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&sigRepo, "signature-repository", "", "repository holding cosign signatures (default $COSIGN_REPOSITORY, else the image's)")
 	return cmd
 }
 
@@ -133,5 +141,5 @@ func writeDescription(w io.Writer, d describeOutput) error {
 			return err
 		}
 	}
-	return nil
+	return writeCosignDescription(w, d)
 }

@@ -20,8 +20,13 @@ func NewRootCmd(getenv func(string) string) *cobra.Command {
 		newSignCmd(getenv),
 		newPushCmd(getenv),
 		newVerifyCmd(getenv),
+		newCosignVerifyCmd(getenv),
 		newDescribeCmd(getenv),
 		newTokenCmd(getenv),
+		newCheckCmd(getenv),
+		newBackupCmd(getenv),
+		newExportCmd(getenv),
+		newImportCmd(getenv),
 	)
 	return root
 }

@@ -105,6 +105,11 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// storeOpenTimeout is how long serve waits for the signature database's
+// file lock. A second server on the same data directory must fail fast
+// with a clear message rather than hang on the lock.
+const storeOpenTimeout = time.Second
+
 // serve runs until ctx is cancelled (SIGINT/SIGTERM), then drains in-flight
 // requests and closes the store.
 func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
@@ -134,8 +139,12 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 			MaxPerImage:      cfg.Signatures.MaxPerImage,
 			MaxBytesPerImage: cfg.Signatures.MaxBytesPerImage,
 		},
-		Observer: metrics,
+		Observer:    metrics,
+		OpenTimeout: storeOpenTimeout,
 	})
+	if errors.Is(err, boltstore.ErrLocked) {
+		return fmt.Errorf("data directory %s is in use by another signet process; stop it or choose another --data-dir: %w", cfg.Storage.DataDir, err)
+	}
 	if err != nil {
 		return fmt.Errorf("open signature store: %w", err)
 	}

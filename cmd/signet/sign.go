@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -94,11 +95,10 @@ func (f *signFlags) signTarget(ctx context.Context, t *target, identity string, 
 	if _, err := payload.VerifyImageSignature(verifier, sig, t.manifest, identity, policy.MatchExact{}); err != nil {
 		return fmt.Errorf("the new signature does not verify: %w", err)
 	}
-	var suffix [16]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
-		return fmt.Errorf("generate signature name: %w", err)
+	name, err := newSignatureName(t.digest)
+	if err != nil {
+		return err
 	}
-	name := t.digest.String() + "@" + hex.EncodeToString(suffix[:])
 	err = t.client.PutSignature(ctx, t.image.Repository, t.digest, extensions.Signature{
 		SchemaVersion: extensions.SchemaVersion, Name: name, Type: signaturestore.TypeAtomic, Content: sig,
 	})
@@ -139,6 +139,16 @@ passphrase comes from --passphrase-file or $SIGNET_PASSPHRASE.`,
 	cf.register(cmd.Flags(), getenv)
 	sf.register(cmd.Flags(), getenv)
 	return cmd
+}
+
+// newSignatureName is "<digest>@<32 lowercase hex>", random, as
+// containers/image names the signatures it stores.
+func newSignatureName(dgst digest.Digest) (string, error) {
+	var suffix [16]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return "", fmt.Errorf("generate signature name: %w", err)
+	}
+	return dgst.String() + "@" + hex.EncodeToString(suffix[:]), nil
 }
 
 // defaultIdentity is the image reference as the user gave it, with

@@ -71,9 +71,9 @@ verifying.`,
 			if keyring == "" {
 				keyring = defaultKeyring(getenv)
 			}
-			mech, err := gpg.NewMechanismFromFiles(gpg.Options{}, keyring)
+			mech, err := gpgVerifier(keyring)
 			if err != nil {
-				return fmt.Errorf("load public keys from %s: %w", keyring, err)
+				return err
 			}
 			defer mech.Close()
 			return verifyTarget(ctx, t, mech, expected, vf.save, out)
@@ -86,6 +86,16 @@ verifying.`,
 	fl.BoolVar(&vf.save, "save", false, "record the verification status on the server")
 	fl.BoolVar(&vf.removeAll, "remove-all", false, "delete every signature of the image")
 	return cmd
+}
+
+// gpgVerifier loads a keyring of trusted public keys (binary or armored)
+// for verifyTarget; verify-image-signature and verify share it.
+func gpgVerifier(keyring string) (*gpg.Mechanism, error) {
+	mech, err := gpg.NewMechanismFromFiles(gpg.Options{}, keyring)
+	if err != nil {
+		return nil, fmt.Errorf("load public keys from %s: %w", keyring, err)
+	}
+	return mech, nil
 }
 
 // defaultKeyring is $GNUPGHOME/pubring.gpg, or ~/.gnupg/pubring.gpg.

@@ -1,6 +1,9 @@
-package auth
+package repoglob
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPatternMatch(t *testing.T) {
 	tests := []struct {
@@ -48,14 +51,19 @@ func TestPatternMatch(t *testing.T) {
 		{"**/**", "", false},
 		{"ns/**", "", false},
 		{"?", "", false},
+		// A registry host with a port, for external repositories.
+		{"127.0.0.1:5000/**", "127.0.0.1:5000/ns/app", true},
+		{"127.0.0.1:5000/**", "127.0.0.1:5001/ns/app", false},
+		{"docker.io/library/**", "docker.io/library/nginx", true},
+		{"docker.io/library/**", "docker.io/libraryx/nginx", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+"~"+tt.repo, func(t *testing.T) {
-			p, err := compilePattern(tt.pattern)
+			p, err := Compile(tt.pattern)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := p.match(tt.repo); got != tt.want {
+			if got := p.Match(tt.repo); got != tt.want {
 				t.Errorf("match(%q, %q) = %v, want %v", tt.pattern, tt.repo, got, tt.want)
 			}
 		})
@@ -65,12 +73,38 @@ func TestPatternMatch(t *testing.T) {
 func TestPatternInvalid(t *testing.T) {
 	for _, p := range []string{
 		"", "/ns", "ns/", "ns//x", "NS/x", "ns/[ab]", "ns/x y", "ns/***", "ns/x\\y",
-		"ns/(a|b)", "ns/a+", "ns/é", string(make([]byte, 300)),
+		"ns/(a|b)", "ns/a+", "ns/é", string(make([]byte, 300)), "host:5000/[::1]",
 	} {
 		t.Run(p, func(t *testing.T) {
-			if _, err := compilePattern(p); err == nil {
-				t.Errorf("compilePattern(%q) succeeded", p)
+			if _, err := Compile(p); err == nil {
+				t.Errorf("Compile(%q) succeeded", p)
 			}
 		})
+	}
+}
+
+func TestSet(t *testing.T) {
+	set, err := CompileSet([]string{"docker.io/library/**", "registry.example.com/**"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]bool{
+		"docker.io/library/nginx":        true,
+		"registry.example.com/ns/app":    true,
+		"registry.example.com":           false,
+		"registry.example.com.evil/ns/a": false,
+		"ns/app":                         false,
+		"":                               false,
+	}
+	for repo, want := range tests {
+		if got := set.Match(repo); got != want {
+			t.Errorf("Match(%q) = %v, want %v", repo, got, want)
+		}
+	}
+	if (Set{}).Match("x") || (Set(nil)).Match("") {
+		t.Error("the empty set matched")
+	}
+	if _, err := CompileSet([]string{"ok/**", "Bad"}); err == nil || !strings.Contains(err.Error(), "pattern 1") {
+		t.Errorf("invalid pattern: %v", err)
 	}
 }

@@ -38,6 +38,7 @@ const (
 	RequestTooLarge
 	MethodNotAllowed
 	NotFound
+	StorageFull
 	numCodes
 )
 
@@ -67,6 +68,9 @@ var descriptors = [numCodes]Descriptor{
 	RequestTooLarge:  {"SIZE_INVALID", "request body too large", http.StatusRequestEntityTooLarge},
 	MethodNotAllowed: {"UNSUPPORTED", "method not allowed", http.StatusMethodNotAllowed},
 	NotFound:         {"NOT_FOUND", "not found", http.StatusNotFound},
+	// 507 (RFC 4918 section 11.5): the request was fine, the disk is
+	// not; retrying once space is freed succeeds, so it is not a 500.
+	StorageFull: {"STORAGE_FULL", "insufficient storage: the registry's disk is full", http.StatusInsufficientStorage},
 }
 
 // Descriptor returns the code's descriptor; an out-of-range code describes

@@ -40,6 +40,7 @@ func TestWriteEnvelope(t *testing.T) {
 		{"denied", Denied.WithDetail(nil), 403, "DENIED", "requested access to the resource is denied"},
 		{"unauthorized", Unauthorized.WithDetail(nil), 401, "UNAUTHORIZED", "authentication required"},
 		{"unknown", Unknown.WithDetail(nil), 500, "UNKNOWN", "unknown error"},
+		{"storage full", StorageFull.WithDetail(nil), 507, "STORAGE_FULL", "insufficient storage: the registry's disk is full"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

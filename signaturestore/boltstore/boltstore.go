@@ -1,6 +1,8 @@
 // Package boltstore keeps image signatures in a bbolt database. It is the
 // only package that imports bbolt; everything else sees a
-// signaturestore.Store and a signaturestore.DeleteJournal.
+// signaturestore.Store and a signaturestore.DeleteJournal, or, for tools
+// that read a stopped server's file or a backup, a read-only Reader
+// (a signaturestore.Walker).
 //
 // It must not know about HTTP or wire formats, and it does not enforce the
 // signature-name rules of the extension API (handlers do). It validates
@@ -52,6 +54,15 @@
 //
 // Reads run in their own read-only transactions and copy every byte out
 // before the transaction ends.
+//
+// # Failures, checks and backups
+//
+// A commit that fails because the disk is full (ENOSPC, EDQUOT) is rolled
+// back by bbolt before its meta page is written, so nothing of it is
+// visible; every request in it gets an error wrapping
+// signaturestore.ErrNoSpace, and the next commit works once space is
+// freed. Snapshot copies the database online in one read transaction;
+// CheckFile checks a file (a stopped server's or a backup) read-only.
 package boltstore
 
 import (
@@ -95,6 +106,10 @@ var (
 	ErrUnsupportedSchema = errors.New("unsupported signature database schema")
 	// ErrCorrupt: the database does not follow the key layout.
 	ErrCorrupt = errors.New("signature database corrupt")
+	// ErrLocked: another process holds the database open (bbolt allows
+	// one writer process per file) and did not let go within the open
+	// timeout.
+	ErrLocked = errors.New("signature database is locked by another process")
 )
 
 var (
@@ -174,7 +189,7 @@ func Open(path string, opts Options) (*Store, error) {
 	db, err := bbolt.Open(path, mode, &bbolt.Options{Timeout: timeout})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open signature database %s: still locked by another process after %s: %w", path, timeout, err)
+			return nil, fmt.Errorf("open signature database %s: %w: still locked after %s: %w", path, ErrLocked, timeout, err)
 		}
 		return nil, fmt.Errorf("open signature database %s: %w", path, err)
 	}
@@ -299,27 +314,35 @@ func (s *Store) List(ctx context.Context, key signaturestore.ImageKey) ([]signat
 	}
 	var sigs []signaturestore.Signature
 	err := s.view(func(tx *bbolt.Tx) error {
-		img, err := openImage(tx, key)
-		if err != nil || img == nil {
-			return err
-		}
-		// stat is trusted only as a capacity hint.
-		sigs = make([]signaturestore.Signature, 0, min(img.count, 1024))
-		c := img.sigs.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			sig, err := decodeRecord(v)
-			if err != nil {
-				return fmt.Errorf("signature %x: %w", k, err)
-			}
-			sigs = append(sigs, sig)
-		}
-		return nil
+		var err error
+		sigs, err = listTx(tx, key)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list signatures of %s: %w", key, err)
 	}
-	if sigs == nil {
-		sigs = []signaturestore.Signature{}
+	return sigs, nil
+}
+
+// listTx reads one image's signatures in insertion order; no signatures is
+// an empty, non-nil slice.
+func listTx(tx *bbolt.Tx, key signaturestore.ImageKey) ([]signaturestore.Signature, error) {
+	img, err := openImage(tx, key)
+	if err != nil {
+		return nil, err
+	}
+	if img == nil {
+		return []signaturestore.Signature{}, nil
+	}
+	// stat is trusted only as a capacity hint.
+	sigs := make([]signaturestore.Signature, 0, min(img.count, 1024))
+	c := img.sigs.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		sig, err := decodeRecord(v)
+		if err != nil {
+			return nil, fmt.Errorf("signature %x: %w", k, err)
+		}
+		sigs = append(sigs, sig)
 	}
 	return sigs, nil
 }
@@ -464,6 +487,14 @@ func (s *Store) Check() error {
 		return fmt.Errorf("check signature database: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if err := checkTx(tx); err != nil {
+		return fmt.Errorf("check signature database: %w", err)
+	}
+	return nil
+}
+
+// checkTx runs bbolt's page-level check, then checkLayout.
+func checkTx(tx *bbolt.Tx) error {
 	var first error
 	for err := range tx.Check() {
 		// Drain the channel so bbolt's checking goroutine finishes.
@@ -472,12 +503,9 @@ func (s *Store) Check() error {
 		}
 	}
 	if first != nil {
-		return fmt.Errorf("check signature database: bbolt: %w", first)
+		return fmt.Errorf("%w: bbolt: %w", ErrCorrupt, first)
 	}
-	if err := checkLayout(tx); err != nil {
-		return fmt.Errorf("check signature database: %w", err)
-	}
-	return nil
+	return checkLayout(tx)
 }
 
 func validateKey(key signaturestore.ImageKey) error {

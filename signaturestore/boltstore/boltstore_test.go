@@ -176,7 +176,7 @@ func schemaValue(v []byte) func(tx *bbolt.Tx) error {
 func TestOpenLocked(t *testing.T) {
 	s := MustOpen(t)
 	_, err := Open(s.Path(), Options{OpenTimeout: 50 * time.Millisecond})
-	if !errors.Is(err, berrors.ErrTimeout) || !strings.Contains(err.Error(), "locked") {
+	if !errors.Is(err, ErrLocked) || !errors.Is(err, berrors.ErrTimeout) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second Open: %v; want a lock timeout", err)
 	}
 }

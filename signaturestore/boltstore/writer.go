@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -109,7 +110,7 @@ func (s *Store) commitOnce(batch []*request) (int, error) {
 	start := time.Now()
 	tx, err := s.db.Begin(true)
 	if err != nil {
-		answerAll(batch, fmt.Errorf("begin transaction: %w", err))
+		answerAll(batch, fmt.Errorf("begin transaction: %w", noSpace(err)))
 		return -1, nil
 	}
 	results := make([]error, len(batch))
@@ -140,7 +141,7 @@ func (s *Store) commitOnce(batch []*request) (int, error) {
 	if err := tx.Commit(); err != nil {
 		// A rejected request's verdict may rest on an earlier request
 		// of this batch that is now lost, so everyone gets the error.
-		answerAll(batch, fmt.Errorf("commit: %w", err))
+		answerAll(batch, fmt.Errorf("commit: %w", noSpace(err)))
 		return -1, nil
 	}
 	if s.observer != nil {
@@ -150,6 +151,18 @@ func (s *Store) commitOnce(batch []*request) (int, error) {
 		r.done <- results[i]
 	}
 	return -1, nil
+}
+
+// noSpace marks a full disk (or exhausted quota) with
+// signaturestore.ErrNoSpace, keeping the cause. bbolt rolls the
+// transaction back when writing its pages fails, and the meta page that
+// would publish them is written last, so nothing of the batch is visible
+// and the next commit starts from the last good state.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", signaturestore.ErrNoSpace, err)
+	}
+	return err
 }
 
 func answerAll(batch []*request, err error) {

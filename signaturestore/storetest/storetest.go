@@ -81,6 +81,7 @@ func RunOpener(t *testing.T, o Opener) {
 		{"Invalid", testInvalid},
 		{"Closed", testClosed},
 		{"CancelledContext", testCancelledContext},
+		{"Walk", testWalk},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, o) })
