@@ -34,6 +34,12 @@ func TestMain(m *testing.M) {
 	signetBin = filepath.Join(dir, "signet")
 	build := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", signetBin, "../cmd/signet")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if raceBuild {
+		// make test-race: the server is race-checked too, under every
+		// load these tests put on it (startServer fails on a report).
+		build = exec.Command("go", "build", "-race", "-tags", "containers_image_openpgp", "-o", signetBin, "../cmd/signet")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build signet:", err)
@@ -127,6 +133,11 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *server {
 		if s.cmd.ProcessState == nil {
 			_ = s.cmd.Process.Kill()
 			<-s.done
+		}
+		// A race-built server (make test-race) reports races on stderr.
+		if logs := s.logs.String(); strings.Contains(logs, "WARNING: DATA RACE") {
+			i := strings.Index(logs, "WARNING: DATA RACE")
+			t.Errorf("the server reported a data race:\n%.20000s", logs[i:])
 		}
 	})
 	return s
