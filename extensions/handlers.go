@@ -79,7 +79,7 @@ func LockKey(repository string, dgst digest.Digest) string {
 // parseImage validates the URL variables. Access has already been decided
 // by the caller, so reporting a malformed name here leaks nothing.
 func parseImage(repository, rawDigest string) (signaturestore.ImageKey, error) {
-	if len(repository) > reference.NameTotalLengthMax {
+	if len(repository) > reference.RepositoryNameTotalLengthMax {
 		return signaturestore.ImageKey{}, errNameInvalid
 	}
 	if _, err := reference.WithName(repository); err != nil {

@@ -237,7 +237,7 @@ func (s *Server) withManifestDeletes(next http.Handler) http.Handler {
 			s.log.ErrorContext(ctx, "settle manifest delete; repaired at next start", "image", key.String(), "err", err)
 		}
 		if deleted {
-			if err := s.referrers.RemoveReferrer(ctx, signaturestore.ReferrerKey{Repository: key.Repository, Digest: key.Digest}); err != nil {
+			if err := s.referrers.RemoveReferrer(ctx, signaturestore.ReferrerKey(key)); err != nil {
 				s.log.ErrorContext(ctx, "drop deleted manifest from the referrers index", "image", key.String(), "err", err)
 			}
 			extensions.Audit(s.audit, r, "manifest.delete", key)

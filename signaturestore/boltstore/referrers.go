@@ -122,6 +122,19 @@ func removeFromSubject(repo *bbolt.Bucket, subject, referrer digest.Digest) erro
 	return nil
 }
 
+// nested walks down a chain of buckets from the referrers root and returns
+// nil as soon as one is missing.
+func nested(tx *bbolt.Tx, names ...[]byte) *bbolt.Bucket {
+	b := tx.Bucket(bucketReferrers)
+	for _, n := range names {
+		if b == nil {
+			return nil
+		}
+		b = b.Bucket(n)
+	}
+	return b
+}
+
 // settle confirms or removes one referrer record inside a transaction.
 func settleReferrer(tx *bbolt.Tx, key signaturestore.ReferrerKey, keep bool) error {
 	root := tx.Bucket(bucketReferrers)
@@ -142,11 +155,7 @@ func settleReferrer(tx *bbolt.Tx, key signaturestore.ReferrerKey, keep bool) err
 	}
 	subject = bytes.Clone(subject)
 	if keep {
-		by := repo.Bucket(bucketBySubject)
-		if by == nil {
-			return nil
-		}
-		sb := by.Bucket(subject)
+		sb := nested(tx, []byte(key.Repository), bucketBySubject, subject)
 		if sb == nil {
 			return nil
 		}
@@ -200,19 +209,7 @@ func (s *Store) Referrers(ctx context.Context, repository string, subject, last 
 	}
 	out := []signaturestore.Descriptor{}
 	err := s.view(func(tx *bbolt.Tx) error {
-		root := tx.Bucket(bucketReferrers)
-		if root == nil {
-			return nil
-		}
-		repo := root.Bucket([]byte(repository))
-		if repo == nil {
-			return nil
-		}
-		by := repo.Bucket(bucketBySubject)
-		if by == nil {
-			return nil
-		}
-		sb := by.Bucket([]byte(subject))
+		sb := nested(tx, []byte(repository), bucketBySubject, []byte(subject))
 		if sb == nil {
 			return nil
 		}
