@@ -142,17 +142,17 @@ func writeSchema(t *testing.T, path string, version uint32) {
 }
 
 // TestSchemaVersionRefused: a database written by a newer Signet (schema
-// 2) or by no released one (schema 0) is refused at start with a message
+// 3) or by no released one (schema 0) is refused at start with a message
 // naming both versions, before anything listens or is written; signet
-// check reports it with exit status 1. Schema 1 is the only layout that
-// exists, so there is nothing to migrate yet.
+// check reports it with exit status 1. (Schema 1 is upgraded at start:
+// signaturestore/boltstore's upgrade tests.)
 func TestSchemaVersionRefused(t *testing.T) {
 	tests := []struct {
 		version uint32
 		want    string
 	}{
-		{2, "database has schema version 2, this build of signet supports version 1; upgrade signet"},
-		{0, "database has schema version 0, this build of signet supports version 1"},
+		{3, "database has schema version 3, this build of signet supports version 2; upgrade signet"},
+		{0, "database has schema version 0, this build of signet supports version 2"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.version), func(t *testing.T) {
@@ -351,8 +351,9 @@ func TestBackupRestore(t *testing.T) {
 	t.Logf("restored server serves %d signatures (%d acknowledged before the backup, %d written during it)", len(sigs), len(before), len(sigs)-len(before))
 }
 
-// sigsRootPage finds the page holding the root of an image's signature
-// records (bbolt's 4096-byte pages on this platform).
+// sigsRootPage finds the root page of the signature records (schema 2
+// keeps every image's records in one sigs bucket; bbolt's 4096-byte pages
+// on this platform).
 func sigsRootPage(t *testing.T, path, repo, dgst string) int {
 	t.Helper()
 	db, err := bbolt.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
@@ -365,7 +366,7 @@ func sigsRootPage(t *testing.T, path, repo, dgst string) int {
 		if tx.DB().Info().PageSize != 4096 {
 			return fmt.Errorf("page size %d", tx.DB().Info().PageSize)
 		}
-		page = int(tx.Bucket([]byte("repos")).Bucket([]byte(repo)).Bucket([]byte(dgst)).Bucket([]byte("sigs")).Root())
+		page = int(tx.Bucket([]byte("sigs")).Root())
 		return nil
 	})
 	if err != nil || page < 2 {

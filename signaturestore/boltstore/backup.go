@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -64,8 +63,10 @@ type CheckReport struct {
 
 // CheckFile checks the database file at path without starting a store:
 // bbolt's page-level check, then the key layout and counters, as Check
-// does. It opens the file read-only and never writes to it, so it is safe
-// on a backup or on a copy taken for forensics. A database held open by a
+// does. A schema-1 file (a backup from before the upgrade) is checked
+// against the schema-1 layout and reported as schema 1. It opens the file
+// read-only and never writes to it, so it is safe on a backup or on a
+// copy taken for forensics. A database held open by a
 // running server gives ErrLocked after timeout (bbolt takes an exclusive
 // lock for writers and a shared one for readers).
 func CheckFile(path string, timeout time.Duration) (CheckReport, error) {
@@ -95,18 +96,11 @@ func CheckFile(path string, timeout time.Duration) (CheckReport, error) {
 	defer func() { _ = db.Close() }()
 	err = db.View(func(tx *bbolt.Tx) error {
 		rep.Size = tx.Size()
-		if err := checkTx(tx); err != nil {
-			return err
-		}
-		rep.SchemaVersion = binary.BigEndian.Uint32(tx.Bucket(bucketMeta).Get(keySchema))
 		var err error
-		if rep.Signatures, err = readTotal(tx); err != nil {
+		if rep.SchemaVersion, rep.Repositories, err = checkTx(tx); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketRepos).ForEach(func(_, _ []byte) error {
-			rep.Repositories++
-			return nil
-		}); err != nil {
+		if rep.Signatures, err = readTotal(tx); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketJournal).ForEach(func(_, _ []byte) error {

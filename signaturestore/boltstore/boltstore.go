@@ -9,38 +9,62 @@
 // only what its own layout depends on: non-empty keys and content, a
 // well-formed digest, and key lengths bbolt can hold.
 //
-// # Key layout (schema version 1)
+// # Key layout (schema version 2)
 //
-// Every level named by user input is its own nested bucket, so no
-// repository or digest can be a key prefix of another: "ns/math",
-// "ns/math-voila" and "ns/math/sub" are three sibling buckets, not three
-// ranges of one key space that a prefix scan could mix up ("-" sorts before
-// "/"; SPEC section 6).
+// All images share a few flat buckets, so pages are shared and mostly
+// full: a 600-byte signature takes about 780 bytes of pages
+// (BenchmarkBytesPerSignature) instead of pages of its image's own, and a
+// write dirties the last pages of sigs and index rather than pages spread
+// over its image's buckets.
 //
 //	<root>
 //	├── meta/
-//	│   ├── schema                    uint32 big-endian: schema version, written on open
-//	│   └── count                     uint64 big-endian: signatures stored in total
-//	├── repos/
-//	│   └── <repository>/             exact repository name, e.g. "ns/math"
-//	│       └── <digest>/             one image, e.g. "sha256:4f5e…"
-//	│           ├── stat              uint64 signatures | uint64 content bytes
-//	│           ├── sigs/
-//	│           │   └── <seq>         uint64 big-endian -> signature record (record.go)
-//	│           ├── names/
-//	│           │   └── <name>        -> <seq>
-//	│           └── hashes/
-//	│               └── <sha256>      hash of (type, content) -> <seq>
-//	└── journal/
-//	    └── <uvarint len(repository)><repository><digest>
-//	                                  -> int64 big-endian unix nanoseconds of BeginImageDelete
+//	│   ├── schema                 uint32 big-endian: schema version (2)
+//	│   └── count                  uint64 big-endian: signatures stored in total
+//	├── images/
+//	│   └── <image key>            -> <id>: uint64 big-endian, from this bucket's sequence
+//	├── index/
+//	│   └── <id>                   -> the image's index (layout.go): content bytes, then
+//	│                                 per signature in insertion order its content key
+//	│                                 (16 bytes of a sha256 of type and content), <seq>
+//	│                                 and name
+//	├── sigs/
+//	│   └── <seq>                  uint64 big-endian, from this bucket's sequence
+//	│                              -> signature record naming its image id (record.go)
+//	├── journal/
+//	│   └── <uvarint len(repository)><repository><digest>
+//	│                              -> int64 big-endian unix nanoseconds of BeginImageDelete
+//	└── referrers/                 (referrers.go; created by the first BeginReferrer)
+//	    └── <repository>/
+//	        ├── s/<subject digest>/<referrer digest>  -> referrer record (JSON)
+//	        └── r/<referrer digest>                   -> subject digest
 //
-// Sequence numbers come from the sigs bucket's own sequence and are never
-// reused while the image exists, so iterating sigs gives insertion order.
-// An image bucket exists only while it holds a signature and a repository
-// bucket only while it holds an image, so an empty database is just the
-// three top-level buckets. meta/count and every stat key are updated in the
-// same transaction as the signatures they count.
+// An image key is the repository with each 0x00 byte written as 0x00 0xff,
+// then 0x00 0x01, then the digest: no image key is a prefix of another
+// ("ns/math", "ns/math-voila" and "ns/math/sub" never mix in a scan; "-"
+// sorts before "/", SPEC section 6), and key order is repository, then
+// digest order, the order Walk and ImagesAfter promise.
+//
+// Signatures are keyed by one sequence for the whole database, so a new
+// record always goes at the end of sigs, whose pages are left full. An
+// image's index lists its records in insertion order and holds what a
+// write needs to refuse a duplicate: each name (16 bytes for the
+// "<image digest>@<32 lowercase hex>" every client uses, in full
+// otherwise) and content key. One value per image costs one bbolt entry
+// header instead of two per signature, and the image ids of the images
+// being signed are the last keys of index, so their writes share pages. A
+// write reads and rewrites its image's index, which costs in proportion
+// to the image's signatures: MaxPerImage bounds that (the configuration
+// allows at most 1024).
+//
+// Image ids and sequence numbers are never reused. An image has entries
+// in images and index only while it holds a signature, so an empty
+// database is just the top-level buckets. meta/count and every index are
+// updated in the same transaction as the signatures they count.
+//
+// Schema 1 (v1.go) nested buckets per repository and image. Open upgrades
+// a schema-1 file by writing a schema-2 copy beside it and renaming it
+// over the original (upgrade.go); a Reader and CheckFile read both.
 //
 // # Writes
 //
@@ -74,16 +98,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/signet-registry/signet/signaturestore"
 )
 
-// SchemaVersion is the key layout this package reads and writes. Open
-// refuses a database with a newer version instead of misreading it.
-const SchemaVersion = 1
+// SchemaVersion is the key layout this package writes. Open upgrades a
+// schema-1 database and refuses a newer version instead of misreading it.
+const SchemaVersion = 2
 
 // Defaults for zero Options fields.
 const (
@@ -110,18 +133,6 @@ var (
 	// one writer process per file) and did not let go within the open
 	// timeout.
 	ErrLocked = errors.New("signature database is locked by another process")
-)
-
-var (
-	bucketMeta    = []byte("meta")
-	bucketRepos   = []byte("repos")
-	bucketJournal = []byte("journal")
-	bucketSigs    = []byte("sigs")
-	bucketNames   = []byte("names")
-	bucketHashes  = []byte("hashes")
-	keySchema     = []byte("schema")
-	keyCount      = []byte("count")
-	keyStat       = []byte("stat")
 )
 
 // Options configure Open.
@@ -170,8 +181,13 @@ var (
 )
 
 // Open opens (creating if needed) the database at path, checks or writes
-// its schema version and starts the writer.
+// its schema version, upgrades a schema-1 database to schema 2 (see
+// upgrade.go) and starts the writer.
 func Open(path string, opts Options) (*Store, error) {
+	return open(path, opts, upgradeHooks{})
+}
+
+func open(path string, opts Options, hooks upgradeHooks) (*Store, error) {
 	mode := opts.FileMode
 	if mode == 0 {
 		mode = DefaultFileMode
@@ -193,7 +209,29 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open signature database %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	// Read first: a file that is refused or upgraded is never written.
+	var version uint32
+	err = db.View(func(tx *bbolt.Tx) error {
+		var err error
+		version, err = readSchema(tx)
+		return err
+	})
+	switch {
+	case err != nil:
+	case version == 0:
+		err = db.Update(initSchema)
+	case version == schemaV1:
+		var upgraded *bbolt.DB
+		if upgraded, err = upgradeV1(path, db, timeout, hooks); err == nil {
+			db = upgraded
+		}
+	default:
+		err = db.View(func(tx *bbolt.Tx) error {
+			_, err := openTree(tx)
+			return err
+		})
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open signature database %s: %w", path, err)
 	}
@@ -210,52 +248,57 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// initSchema writes the schema version into a new database, or checks the
-// one already there.
-func initSchema(tx *bbolt.Tx) error {
+// readSchema returns the schema version of a signature database: 0 for an
+// empty file, 1 or SchemaVersion, or an error for anything else.
+func readSchema(tx *bbolt.Tx) (uint32, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		// Only adopt an empty file: anything else is not ours.
 		if k, _ := tx.Cursor().First(); k != nil {
-			return fmt.Errorf("%w: no %q bucket but other data present; not a signet signature database", ErrCorrupt, bucketMeta)
+			return 0, fmt.Errorf("%w: no %q bucket but other data present; not a signet signature database", ErrCorrupt, bucketMeta)
 		}
-		var err error
-		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-			return fmt.Errorf("create meta bucket: %w", err)
-		}
-		if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
-			return fmt.Errorf("write schema version: %w", err)
-		}
-		if err := meta.Put(keyCount, make([]byte, 8)); err != nil {
-			return fmt.Errorf("write count: %w", err)
-		}
+		return 0, nil
 	}
-	if err := checkMeta(meta); err != nil {
-		return err
+	return checkMeta(meta)
+}
+
+// initSchema lays out a new, empty database.
+func initSchema(tx *bbolt.Tx) error {
+	meta, err := tx.CreateBucket(bucketMeta)
+	if err != nil {
+		return fmt.Errorf("create meta bucket: %w", err)
 	}
-	for _, name := range [][]byte{bucketRepos, bucketJournal} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+	if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)); err != nil {
+		return fmt.Errorf("write schema version: %w", err)
+	}
+	if err := meta.Put(keyCount, make([]byte, 8)); err != nil {
+		return fmt.Errorf("write count: %w", err)
+	}
+	for _, name := range schemaBuckets {
+		if _, err := tx.CreateBucket(name); err != nil {
 			return fmt.Errorf("create %s bucket: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func checkMeta(meta *bbolt.Bucket) error {
+// checkMeta returns the schema version, which is 1 or SchemaVersion.
+func checkMeta(meta *bbolt.Bucket) (uint32, error) {
 	v := meta.Get(keySchema)
 	if len(v) != 4 {
-		return fmt.Errorf("%w: schema version key missing or malformed", ErrCorrupt)
+		return 0, fmt.Errorf("%w: schema version key missing or malformed", ErrCorrupt)
 	}
-	switch version := binary.BigEndian.Uint32(v); {
+	version := binary.BigEndian.Uint32(v)
+	switch {
 	case version > SchemaVersion:
-		return fmt.Errorf("%w: database has schema version %d, this build of signet supports version %d; upgrade signet", ErrUnsupportedSchema, version, SchemaVersion)
-	case version != SchemaVersion:
-		return fmt.Errorf("%w: database has schema version %d, this build of signet supports version %d", ErrUnsupportedSchema, version, SchemaVersion)
+		return 0, fmt.Errorf("%w: database has schema version %d, this build of signet supports version %d; upgrade signet", ErrUnsupportedSchema, version, SchemaVersion)
+	case version != SchemaVersion && version != schemaV1:
+		return 0, fmt.Errorf("%w: database has schema version %d, this build of signet supports version %d", ErrUnsupportedSchema, version, SchemaVersion)
 	}
 	if len(meta.Get(keyCount)) != 8 {
-		return fmt.Errorf("%w: count key missing or malformed", ErrCorrupt)
+		return 0, fmt.Errorf("%w: count key missing or malformed", ErrCorrupt)
 	}
-	return nil
+	return version, nil
 }
 
 // Path is the database file, so a test or tool can reopen it.
@@ -327,24 +370,18 @@ func (s *Store) List(ctx context.Context, key signaturestore.ImageKey) ([]signat
 // listTx reads one image's signatures in insertion order; no signatures is
 // an empty, non-nil slice.
 func listTx(tx *bbolt.Tx, key signaturestore.ImageKey) ([]signaturestore.Signature, error) {
-	img, err := openImage(tx, key)
+	t, err := openTree(tx)
+	if err != nil {
+		return nil, err
+	}
+	img, err := t.image(imageKeyBytes(key), key.Digest)
 	if err != nil {
 		return nil, err
 	}
 	if img == nil {
 		return []signaturestore.Signature{}, nil
 	}
-	// stat is trusted only as a capacity hint.
-	sigs := make([]signaturestore.Signature, 0, min(img.count, 1024))
-	c := img.sigs.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		sig, err := decodeRecord(v)
-		if err != nil {
-			return nil, fmt.Errorf("signature %x: %w", k, err)
-		}
-		sigs = append(sigs, sig)
-	}
-	return sigs, nil
+	return t.list(img)
 }
 
 // SetStatus implements signaturestore.Store.
@@ -487,14 +524,16 @@ func (s *Store) Check() error {
 		return fmt.Errorf("check signature database: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := checkTx(tx); err != nil {
+	if _, _, err := checkTx(tx); err != nil {
 		return fmt.Errorf("check signature database: %w", err)
 	}
 	return nil
 }
 
-// checkTx runs bbolt's page-level check, then checkLayout.
-func checkTx(tx *bbolt.Tx) error {
+// checkTx runs bbolt's page-level check, then the layout check of the
+// database's schema. It returns the schema version and the number of
+// repositories.
+func checkTx(tx *bbolt.Tx) (version uint32, repositories int, err error) {
 	var first error
 	for err := range tx.Check() {
 		// Drain the channel so bbolt's checking goroutine finishes.
@@ -503,9 +542,21 @@ func checkTx(tx *bbolt.Tx) error {
 		}
 	}
 	if first != nil {
-		return fmt.Errorf("%w: bbolt: %w", ErrCorrupt, first)
+		return 0, 0, fmt.Errorf("%w: bbolt: %w", ErrCorrupt, first)
 	}
-	return checkLayout(tx)
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, 0, fmt.Errorf("%w: missing meta bucket", ErrCorrupt)
+	}
+	if version, err = checkMeta(meta); err != nil {
+		return 0, 0, err
+	}
+	if version == schemaV1 {
+		repositories, err = checkLayoutV1(tx)
+	} else {
+		repositories, err = checkLayout(tx)
+	}
+	return version, repositories, err
 }
 
 func validateKey(key signaturestore.ImageKey) error {
@@ -536,112 +587,4 @@ func validateName(name string) error {
 		return fmt.Errorf("%w: name longer than %d bytes", signaturestore.ErrInvalid, maxKeyLen)
 	}
 	return nil
-}
-
-// checkLayout walks the whole database and checks every invariant of the
-// key layout: records decode, the indexes and stat agree with the records,
-// and the per-image counts add up to meta/count.
-func checkLayout(tx *bbolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return fmt.Errorf("%w: missing meta bucket", ErrCorrupt)
-	}
-	if err := checkMeta(meta); err != nil {
-		return err
-	}
-	repos := tx.Bucket(bucketRepos)
-	journal := tx.Bucket(bucketJournal)
-	if repos == nil || journal == nil {
-		return fmt.Errorf("%w: missing repos or journal bucket", ErrCorrupt)
-	}
-	var total uint64
-	err := repos.ForEach(func(repo, v []byte) error {
-		if v != nil {
-			return fmt.Errorf("%w: value %q where a repository bucket belongs", ErrCorrupt, repo)
-		}
-		rb := repos.Bucket(repo)
-		images := 0
-		err := rb.ForEach(func(d, v []byte) error {
-			key := signaturestore.ImageKey{Repository: string(repo), Digest: digest.Digest(d)}
-			if v != nil {
-				return fmt.Errorf("%w: %s: value where an image bucket belongs", ErrCorrupt, key)
-			}
-			if err := validateKey(key); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
-			}
-			images++
-			n, err := checkImage(tx, key)
-			total += n
-			if err != nil {
-				return fmt.Errorf("image %s: %w", key, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if images == 0 {
-			return fmt.Errorf("%w: repository %q: empty bucket left behind", ErrCorrupt, repo)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	stored, err := readTotal(tx)
-	if err != nil {
-		return err
-	}
-	if stored != total {
-		return fmt.Errorf("%w: meta count is %d but %d signatures are stored", ErrCorrupt, stored, total)
-	}
-	return journal.ForEach(func(k, v []byte) error {
-		if _, err := decodeJournalKey(k); err != nil {
-			return err
-		}
-		if len(v) != 8 {
-			return fmt.Errorf("%w: journal entry %q: malformed value", ErrCorrupt, k)
-		}
-		return nil
-	})
-}
-
-// checkImage checks one image bucket and returns how many signatures it
-// holds.
-func checkImage(tx *bbolt.Tx, key signaturestore.ImageKey) (uint64, error) {
-	img, err := openImage(tx, key)
-	if err != nil {
-		return 0, err
-	}
-	var n, size uint64
-	c := img.sigs.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(k) != 8 || v == nil {
-			return n, fmt.Errorf("%w: malformed sigs entry %x", ErrCorrupt, k)
-		}
-		sig, err := decodeRecord(v)
-		if err != nil {
-			return n, fmt.Errorf("signature %x: %w", k, err)
-		}
-		n++
-		size += uint64(len(sig.Content))
-		if got := img.names.Get([]byte(sig.Name)); string(got) != string(k) {
-			return n, fmt.Errorf("%w: name index for %q points to %x, want %x", ErrCorrupt, sig.Name, got, k)
-		}
-		if got := img.hashes.Get(contentHash(sig.Type, sig.Content)); string(got) != string(k) {
-			return n, fmt.Errorf("%w: content index for %q points to %x, want %x", ErrCorrupt, sig.Name, got, k)
-		}
-	}
-	if n == 0 {
-		return n, fmt.Errorf("%w: empty image bucket left behind", ErrCorrupt)
-	}
-	if img.count != n || img.bytes != size {
-		return n, fmt.Errorf("%w: stat says %d signatures of %d bytes, found %d of %d", ErrCorrupt, img.count, img.bytes, n, size)
-	}
-	// Every index entry was matched by a record above; equal sizes rule
-	// out extra entries.
-	if names, hashes := img.names.Stats().KeyN, img.hashes.Stats().KeyN; uint64(names) != n || uint64(hashes) != n {
-		return n, fmt.Errorf("%w: %d signatures but %d names and %d hashes indexed", ErrCorrupt, n, names, hashes)
-	}
-	return n, nil
 }

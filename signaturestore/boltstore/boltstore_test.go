@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	_ "crypto/sha256"
 	"encoding/binary"
@@ -95,7 +96,7 @@ func TestSchemaVersionWritten(t *testing.T) {
 		if v := meta.Get(keyCount); len(v) != 8 || binary.BigEndian.Uint64(v) != 0 {
 			return fmt.Errorf("count key = %x, want 0", v)
 		}
-		for _, b := range [][]byte{bucketRepos, bucketJournal} {
+		for _, b := range schemaBuckets {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("no %s bucket", b)
 			}
@@ -114,7 +115,7 @@ func TestOpenRefuses(t *testing.T) {
 		want    error
 		text    string
 	}{
-		{"newer schema", schemaValue(binary.BigEndian.AppendUint32(nil, SchemaVersion+1)), ErrUnsupportedSchema, "schema version 2"},
+		{"newer schema", schemaValue(binary.BigEndian.AppendUint32(nil, SchemaVersion+1)), ErrUnsupportedSchema, "schema version 3, this build of signet supports version 2; upgrade signet"},
 		{"schema zero", schemaValue(binary.BigEndian.AppendUint32(nil, 0)), ErrUnsupportedSchema, "schema version 0"},
 		{"malformed schema", schemaValue([]byte{1}), ErrCorrupt, "schema version key"},
 		{"foreign database", func(tx *bbolt.Tx) error {
@@ -151,7 +152,7 @@ func TestOpenRefuses(t *testing.T) {
 			}
 			defer db.Close()
 			_ = db.View(func(tx *bbolt.Tx) error {
-				if tx.Bucket(bucketRepos) != nil {
+				if tx.Bucket(bucketImages) != nil || tx.Bucket(bucketReposV1) != nil {
 					t.Errorf("refused Open wrote to the file")
 				}
 				return nil
@@ -251,7 +252,7 @@ func TestBatchIsolation(t *testing.T) {
 	boom := errors.New("boom")
 	halfWrite := func(tx *bbolt.Tx) error {
 		// Writes, then fails: the write must not survive.
-		if _, err := tx.Bucket(bucketRepos).CreateBucket([]byte("half/written")); err != nil {
+		if err := tx.Bucket(bucketImages).Put([]byte("half/written"), u64(1)); err != nil {
 			return wrote(err)
 		}
 		return wrote(boom)
@@ -373,80 +374,170 @@ func TestEmptyBucketsRemoved(t *testing.T) {
 	}
 	db := rawDB(t, s)
 	_ = db.View(func(tx *bbolt.Tx) error {
-		if k, _ := tx.Bucket(bucketRepos).Cursor().First(); k != nil {
-			t.Errorf("repos bucket still holds %q after every signature was deleted", k)
+		for _, name := range [][]byte{bucketImages, bucketIndex, bucketSigs} {
+			if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+				t.Errorf("%s bucket still holds %q after every signature was deleted", name, k)
+			}
 		}
 		return nil
 	})
 }
 
+// TestCheckFindsCorruption breaks each invariant of the layout in turn;
+// Check and CheckFile must name the problem. The store holds image k
+// (id 1) with signatures 0 and 1 (sequence numbers 1 and 2) and image o
+// (id 2) with signature 0 (sequence number 3).
 func TestCheckFindsCorruption(t *testing.T) {
+	k, o := key("ns/math", "img"), key("ns/math-voila", "img")
+	// rewrite re-encodes the record at seq with fn applied.
+	rewrite := func(t *testing.T, tr *tree, img signaturestore.ImageKey, seq uint64, fn func(id *uint64, s *signaturestore.Signature)) {
+		t.Helper()
+		id, sg, err := decodeRecord(tr.sigs.Get(u64(seq)), img.Digest)
+		must(t, err)
+		fn(&id, &sg)
+		must(t, tr.sigs.Put(u64(seq), appendRecord(nil, id, img.Digest, sg.Name, sg.Type, sg.Content, sg.Created, nil)))
+	}
+	// entry is the index entry of sig(img, n) with the content key of
+	// sig(img, c).
+	entry := func(img signaturestore.ImageKey, n, c int, seq uint64) []byte {
+		return appendEntry(nil, contentKey(signaturestore.TypeAtomic, sig(img, c).Content), seq, appendNameKey(nil, img.Digest, sig(img, n).Name))
+	}
+	size := func(img signaturestore.ImageKey, ns ...int) uint64 {
+		var n uint64
+		for _, i := range ns {
+			n += uint64(len(sig(img, i).Content))
+		}
+		return n
+	}
+	setIndex := func(t *testing.T, tr *tree, id, size uint64, entries ...[]byte) {
+		t.Helper()
+		must(t, tr.writeIndex(&image{idKey: u64(id)}, size, entries...))
+	}
 	tests := []struct {
 		name    string
-		corrupt func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey)
+		corrupt func(t *testing.T, tx *bbolt.Tx, tr *tree)
 		text    string
 	}{
-		{"total count", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
-			must(t, tx.Bucket(bucketMeta).Put(keyCount, binary.BigEndian.AppendUint64(nil, 99)))
+		{"total count", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.meta.Put(keyCount, u64(99)))
 		}, "meta count"},
-		{"record", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
-			must(t, imgBucket(tx, k).Bucket(bucketSigs).Put(binary.BigEndian.AppendUint64(nil, 1), []byte{1, 200}))
+		{"missing bucket", func(t *testing.T, tx *bbolt.Tx, _ *tree) {
+			must(t, tx.DeleteBucket(bucketIndex))
+		}, "missing one of the buckets"},
+		{"record", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.sigs.Put(u64(1), []byte{2, 0, 200}))
 		}, "record"},
-		{"record version", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
-			b := imgBucket(tx, k).Bucket(bucketSigs)
-			v := append([]byte(nil), b.Get(binary.BigEndian.AppendUint64(nil, 1))...)
+		{"record version", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			v := bytes.Clone(tr.sigs.Get(u64(1)))
 			v[0] = 9
-			must(t, b.Put(binary.BigEndian.AppendUint64(nil, 1), v))
+			must(t, tr.sigs.Put(u64(1), v))
 		}, "unknown version 9"},
-		{"name index", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
-			must(t, imgBucket(tx, k).Bucket(bucketNames).Delete([]byte(sig(k, 0).Name)))
-		}, "name index"},
-		{"stat", func(t *testing.T, tx *bbolt.Tx, k signaturestore.ImageKey) {
-			must(t, imgBucket(tx, k).Put(keyStat, make([]byte, 16)))
-		}, "stat"},
-		{"empty image bucket", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
-			o := key("ns/other", "x")
-			_, err := createImage(tx, o)
+		{"record of another image", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			rewrite(t, tr, k, 2, func(id *uint64, _ *signaturestore.Signature) { *id = 2 })
+		}, "belongs to image id 2, indexed under 1"},
+		{"index leads elsewhere", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 1, size(k, 0, 1), entry(k, 0, 0, 2), entry(k, 1, 1, 2))
+		}, "leads to signature"},
+		{"index beyond the sequence", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 1, size(k, 0, 1), entry(k, 0, 0, 1), entry(k, 1, 1, 7))
+		}, "outside the sigs sequence"},
+		{"record listed twice", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 1, size(k, 0, 0), entry(k, 0, 0, 1), entry(k, 0, 0, 1))
+		}, "repeats the record"},
+		{"index entry missing", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 1, size(k, 0), entry(k, 0, 0, 1))
+		}, "orphans"},
+		{"wrong content key", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 1, size(k, 0, 1), entry(k, 0, 0, 1), entry(k, 1, 7, 2))
+		}, "wrong content key"},
+		{"duplicate content", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			rewrite(t, tr, k, 2, func(_ *uint64, s *signaturestore.Signature) { s.Content = sig(k, 0).Content })
+			setIndex(t, tr, 1, size(k, 0, 0), entry(k, 0, 0, 1), entry(k, 1, 0, 2))
+		}, "repeats the type and content"},
+		{"content bytes", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 1, 5, entry(k, 0, 0, 1), entry(k, 1, 1, 2))
+		}, "index says 5 content bytes"},
+		{"malformed index", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.index.Put(u64(1), []byte{0x80}))
+		}, "index content bytes"},
+		{"unknown name tag", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			e := entry(k, 1, 1, 2)
+			e[contentKeyLen+1] = 7
+			setIndex(t, tr, 1, size(k, 0, 1), entry(k, 0, 0, 1), e)
+		}, "unknown name tag"},
+		{"index missing", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.index.Delete(u64(2)))
+		}, "index missing"},
+		{"orphan record", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.sigs.Put(u64(3000), bytes.Clone(tr.sigs.Get(u64(1)))))
+		}, "orphans"},
+		{"orphan index", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			setIndex(t, tr, 3000, size(k, 0), entry(k, 0, 0, 1))
+		}, "orphans"},
+		{"image id beyond the sequence", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.images.Put(imageKeyBytes(o), u64(3000)))
+			must(t, tr.index.Put(u64(3000), bytes.Clone(tr.index.Get(u64(2)))))
+			must(t, tr.index.Delete(u64(2)))
+		}, "outside the images sequence"},
+		{"shared image id", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.images.Put(imageKeyBytes(key("ns/third", "img")), u64(2)))
+		}, "orphans or shared image ids"},
+		{"empty image", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			id, err := tr.images.NextSequence()
 			must(t, err)
-			must(t, (&image{b: imgBucket(tx, o)}).setStat(0, 0))
-		}, "empty image bucket"},
-		{"stray repository", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
-			_, err := tx.Bucket(bucketRepos).CreateBucket([]byte("ns/empty"))
+			must(t, tr.images.Put(imageKeyBytes(key("ns/empty", "x")), u64(id)))
+			setIndex(t, tr, id, 0)
+		}, "image without signatures"},
+		{"malformed image key", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.images.Put([]byte("ns/no-end"), u64(1)))
+		}, "malformed image key"},
+		{"invalid digest in image key", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.images.Put(appendImageKey(nil, signaturestore.ImageKey{Repository: "ns/x", Digest: "sha256:../etc"}), u64(1)))
+		}, "image key"},
+		{"nested bucket", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			_, err := tr.images.CreateBucket([]byte("stray"))
 			must(t, err)
-		}, "empty bucket"},
-		{"journal", func(t *testing.T, tx *bbolt.Tx, _ signaturestore.ImageKey) {
-			must(t, tx.Bucket(bucketJournal).Put([]byte{5, 'x'}, make([]byte, 8)))
+		}, "where an image belongs"},
+		{"journal", func(t *testing.T, _ *bbolt.Tx, tr *tree) {
+			must(t, tr.journal.Put([]byte{5, 'x'}, make([]byte, 8)))
 		}, "journal key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := MustOpen(t)
-			k := key("ns/math", "img")
 			for n := range 2 {
-				if err := s.Put(t.Context(), k, sig(k, n)); err != nil {
-					t.Fatal(err)
-				}
+				must(t, s.Put(t.Context(), k, sig(k, n)))
 			}
+			must(t, s.Put(t.Context(), o, sig(o, 0)))
 			if err := s.Check(); err != nil {
 				t.Fatalf("Check before corruption: %v", err)
 			}
 			db := rawDB(t, s)
-			if err := db.Update(func(tx *bbolt.Tx) error { tc.corrupt(t, tx, k); return nil }); err != nil {
+			if err := db.Update(func(tx *bbolt.Tx) error {
+				tr, err := openTree(tx)
+				must(t, err)
+				tc.corrupt(t, tx, tr)
+				return nil
+			}); err != nil {
 				t.Fatal(err)
 			}
 			path := db.Path()
 			must(t, db.Close())
-			s = mustOpenOptions(t, path, Options{})
-			err := s.Check()
+			// A missing bucket is refused by Open already.
+			s, err := Open(path, Options{})
+			if err == nil {
+				t.Cleanup(func() { _ = s.Close() })
+				err = s.Check()
+				must(t, s.Close())
+			}
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("Check = %v; want ErrCorrupt mentioning %q", err, tc.text)
 			}
+			if _, err := CheckFile(path, time.Second); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("CheckFile = %v; want ErrCorrupt mentioning %q", err, tc.text)
+			}
 		})
 	}
-}
-
-func imgBucket(tx *bbolt.Tx, k signaturestore.ImageKey) *bbolt.Bucket {
-	return tx.Bucket(bucketRepos).Bucket([]byte(k.Repository)).Bucket([]byte(k.Digest))
 }
 
 func must(t *testing.T, err error) {

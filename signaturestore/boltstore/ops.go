@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -19,124 +20,18 @@ import (
 // wrapped by wrote() and makes the writer roll back the whole transaction
 // and retry the batch without that request.
 
-// image is an open image bucket with its sub-buckets and stat.
-type image struct {
-	b      *bbolt.Bucket
-	sigs   *bbolt.Bucket
-	names  *bbolt.Bucket
-	hashes *bbolt.Bucket
-	count  uint64
-	bytes  uint64
-}
-
-// openImage returns the image bucket for key, or nil (and no error) when
-// the image has no signatures.
-func openImage(tx *bbolt.Tx, key signaturestore.ImageKey) (*image, error) {
-	repo := tx.Bucket(bucketRepos).Bucket([]byte(key.Repository))
-	if repo == nil {
-		return nil, nil
-	}
-	b := repo.Bucket([]byte(key.Digest))
-	if b == nil {
-		return nil, nil
-	}
-	img := &image{
-		b:      b,
-		sigs:   b.Bucket(bucketSigs),
-		names:  b.Bucket(bucketNames),
-		hashes: b.Bucket(bucketHashes),
-	}
-	stat := b.Get(keyStat)
-	if img.sigs == nil || img.names == nil || img.hashes == nil || len(stat) != 16 {
-		return nil, fmt.Errorf("%w: image bucket %s is incomplete", ErrCorrupt, key)
-	}
-	img.count = binary.BigEndian.Uint64(stat[:8])
-	img.bytes = binary.BigEndian.Uint64(stat[8:])
-	return img, nil
-}
-
-// createImage creates the buckets of a new image. Write phase.
-func createImage(tx *bbolt.Tx, key signaturestore.ImageKey) (*image, error) {
-	repo, err := tx.Bucket(bucketRepos).CreateBucketIfNotExists([]byte(key.Repository))
-	if err != nil {
-		return nil, fmt.Errorf("create repository bucket: %w", err)
-	}
-	b, err := repo.CreateBucket([]byte(key.Digest))
-	if err != nil {
-		return nil, fmt.Errorf("create image bucket: %w", err)
-	}
-	img := &image{b: b}
-	for _, sub := range []struct {
-		name []byte
-		dst  **bbolt.Bucket
-	}{{bucketSigs, &img.sigs}, {bucketNames, &img.names}, {bucketHashes, &img.hashes}} {
-		if *sub.dst, err = b.CreateBucket(sub.name); err != nil {
-			return nil, fmt.Errorf("create %s bucket: %w", sub.name, err)
-		}
-	}
-	return img, nil
-}
-
-// setStat records the image's new totals. Write phase.
-func (img *image) setStat(count, size uint64) error {
-	img.count, img.bytes = count, size
-	var v [16]byte
-	binary.BigEndian.PutUint64(v[:8], count)
-	binary.BigEndian.PutUint64(v[8:], size)
-	if err := img.b.Put(keyStat, v[:]); err != nil {
-		return fmt.Errorf("write image stat: %w", err)
-	}
-	return nil
-}
-
-// removeImageBucket deletes the image bucket, and the repository bucket
-// when that was its last image. Write phase.
-func removeImageBucket(tx *bbolt.Tx, key signaturestore.ImageKey) error {
-	repos := tx.Bucket(bucketRepos)
-	repo := repos.Bucket([]byte(key.Repository))
-	if err := repo.DeleteBucket([]byte(key.Digest)); err != nil {
-		return fmt.Errorf("delete image bucket: %w", err)
-	}
-	if k, _ := repo.Cursor().First(); k == nil {
-		if err := repos.DeleteBucket([]byte(key.Repository)); err != nil {
-			return fmt.Errorf("delete repository bucket: %w", err)
-		}
-	}
-	return nil
-}
-
-func readTotal(tx *bbolt.Tx) (uint64, error) {
-	v := tx.Bucket(bucketMeta).Get(keyCount)
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: count key missing or malformed", ErrCorrupt)
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
-
-// addTotal adjusts meta/count. Write phase.
-func addTotal(tx *bbolt.Tx, delta int64) error {
-	n, err := readTotal(tx)
-	if err != nil {
-		return err
-	}
-	if delta < 0 && uint64(-delta) > n {
-		return fmt.Errorf("%w: count %d would drop below zero", ErrCorrupt, n)
-	}
-	if err := tx.Bucket(bucketMeta).Put(keyCount, binary.BigEndian.AppendUint64(nil, n+uint64(delta))); err != nil {
-		return fmt.Errorf("write count: %w", err)
-	}
-	return nil
-}
-
 // putOp is a validated, encoded Put. Everything that does not need the
 // transaction (validation, hashing, encoding) is done in the caller's
 // goroutine so the single writer does only tree work.
 type putOp struct {
-	limits signaturestore.Limits
-	key    signaturestore.ImageKey
-	name   []byte
-	hash   []byte
-	size   uint64
+	limits  signaturestore.Limits
+	key     signaturestore.ImageKey
+	ik      []byte // images key
+	nameKey []byte
+	content []byte // content key
+	size    uint64
+	// record is the record without its image id; its capacity has room
+	// for the id, which apply appends.
 	record []byte
 }
 
@@ -165,31 +60,38 @@ func (s *Store) preparePut(key signaturestore.ImageKey, sig signaturestore.Signa
 	if err != nil {
 		return nil, err
 	}
-	rec := make([]byte, 0, recordSize(sig.Name, sig.Type, sig.Content, status))
+	rec := make([]byte, 0, recordCap(sig.Name, sig.Type, sig.Content, status))
 	return &putOp{
-		limits: s.limits,
-		key:    key,
-		name:   []byte(sig.Name),
-		hash:   contentHash(sig.Type, sig.Content),
-		size:   uint64(len(sig.Content)),
-		record: appendRecord(rec, sig.Name, sig.Type, sig.Content, created, status),
+		limits:  s.limits,
+		key:     key,
+		ik:      imageKeyBytes(key),
+		nameKey: appendNameKey(nil, key.Digest, sig.Name),
+		content: contentKey(sig.Type, sig.Content),
+		size:    uint64(len(sig.Content)),
+		record:  appendRecordBody(rec, key.Digest, sig.Name, sig.Type, sig.Content, created, status),
 	}, nil
 }
 
 func (p *putOp) apply(tx *bbolt.Tx) error {
-	img, err := openImage(tx, p.key)
+	t, err := openTree(tx)
+	if err != nil {
+		return err
+	}
+	img, err := t.image(p.ik, p.key.Digest)
 	if err != nil {
 		return err
 	}
 	var count, size uint64
 	if img != nil {
-		if img.names.Get(p.name) != nil {
-			return fmt.Errorf("%w: same name", signaturestore.ErrExists)
+		for _, e := range img.entries {
+			if bytes.Equal(e.name, p.nameKey) {
+				return fmt.Errorf("%w: same name", signaturestore.ErrExists)
+			}
+			if bytes.Equal(e.content, p.content) {
+				return fmt.Errorf("%w: same type and content", signaturestore.ErrExists)
+			}
 		}
-		if img.hashes.Get(p.hash) != nil {
-			return fmt.Errorf("%w: same type and content", signaturestore.ErrExists)
-		}
-		count, size = img.count, img.bytes
+		count, size = uint64(len(img.entries)), img.bytes
 	}
 	if limit := p.limits.MaxPerImage; limit > 0 && count+1 > uint64(limit) {
 		return fmt.Errorf("%w: image already has %d signatures (limit %d)", signaturestore.ErrLimit, count, limit)
@@ -199,69 +101,79 @@ func (p *putOp) apply(tx *bbolt.Tx) error {
 	}
 
 	// Write phase.
+	var old []byte // the existing entries
 	if img == nil {
-		if img, err = createImage(tx, p.key); err != nil {
-			return wrote(err)
+		id, err := t.images.NextSequence()
+		if err != nil {
+			return wrote(fmt.Errorf("next image id: %w", err))
 		}
+		img = &image{key: p.ik, d: p.key.Digest, id: id, idKey: u64(id)}
+		if err := t.images.Put(p.ik, img.idKey); err != nil {
+			return wrote(fmt.Errorf("write image: %w", err))
+		}
+	} else {
+		old = img.raw
 	}
-	seq, err := img.sigs.NextSequence()
+	seq, err := t.sigs.NextSequence()
 	if err != nil {
 		return wrote(fmt.Errorf("next sequence: %w", err))
 	}
-	k := binary.BigEndian.AppendUint64(nil, seq)
-	if err := img.sigs.Put(k, p.record); err != nil {
+	// Appending writes past len(p.record) only, so a retry of this
+	// request (after another one's failure rolled the batch back)
+	// starts from the same body.
+	if err := t.sigs.Put(u64(seq), binary.AppendUvarint(p.record, img.id)); err != nil {
 		return wrote(fmt.Errorf("write signature: %w", err))
 	}
-	if err := img.names.Put(p.name, k); err != nil {
-		return wrote(fmt.Errorf("write name index: %w", err))
-	}
-	if err := img.hashes.Put(p.hash, k); err != nil {
-		return wrote(fmt.Errorf("write content index: %w", err))
-	}
-	if err := img.setStat(count+1, size+p.size); err != nil {
+	if err := t.writeIndex(img, size+p.size, old, appendEntry(nil, p.content, seq, p.nameKey)); err != nil {
 		return wrote(err)
 	}
 	return wrote(addTotal(tx, 1))
 }
 
-// lookup finds a signature by name: its sequence key and decoded record.
-// Check phase.
-func lookup(tx *bbolt.Tx, key signaturestore.ImageKey, name string) (*image, []byte, signaturestore.Signature, error) {
-	img, err := openImage(tx, key)
+// found is a signature located by name. Check phase.
+type found struct {
+	t   *tree
+	img *image
+	at  int // its index entry
+	sig signaturestore.Signature
+}
+
+func lookup(tx *bbolt.Tx, key signaturestore.ImageKey, name string) (*found, error) {
+	t, err := openTree(tx)
 	if err != nil {
-		return nil, nil, signaturestore.Signature{}, err
+		return nil, err
+	}
+	img, err := t.image(imageKeyBytes(key), key.Digest)
+	if err != nil {
+		return nil, err
 	}
 	if img == nil {
-		return nil, nil, signaturestore.Signature{}, signaturestore.ErrNotFound
+		return nil, signaturestore.ErrNotFound
 	}
-	seq := img.names.Get([]byte(name))
-	if seq == nil {
-		return nil, nil, signaturestore.Signature{}, signaturestore.ErrNotFound
+	at := img.find(appendNameKey(nil, key.Digest, name))
+	if at < 0 {
+		return nil, signaturestore.ErrNotFound
 	}
-	v := img.sigs.Get(seq)
-	if v == nil {
-		return nil, nil, signaturestore.Signature{}, fmt.Errorf("%w: name index points to missing signature %x", ErrCorrupt, seq)
-	}
-	sig, err := decodeRecord(v)
+	sig, err := t.record(img, img.entries[at].seq)
 	if err != nil {
-		return nil, nil, signaturestore.Signature{}, fmt.Errorf("signature %x: %w", seq, err)
+		return nil, err
 	}
 	if sig.Name != name {
-		return nil, nil, signaturestore.Signature{}, fmt.Errorf("%w: name index for %q points to signature %q", ErrCorrupt, name, sig.Name)
+		return nil, fmt.Errorf("%w: index entry for %q leads to signature %q", ErrCorrupt, name, sig.Name)
 	}
-	// seq aliases the transaction's pages; it is only used inside it.
-	return img, seq, sig, nil
+	return &found{t: t, img: img, at: at, sig: sig}, nil
 }
 
 func setStatusOp(key signaturestore.ImageKey, name string, status []byte) func(*bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
-		img, seq, sig, err := lookup(tx, key, name)
+		f, err := lookup(tx, key, name)
 		if err != nil {
 			return err
 		}
-		rec := make([]byte, 0, recordSize(sig.Name, sig.Type, sig.Content, status))
-		rec = appendRecord(rec, sig.Name, sig.Type, sig.Content, sig.Created, status)
-		if err := img.sigs.Put(append([]byte(nil), seq...), rec); err != nil {
+		sig := f.sig
+		rec := make([]byte, 0, recordCap(sig.Name, sig.Type, sig.Content, status))
+		rec = appendRecord(rec, f.img.id, key.Digest, sig.Name, sig.Type, sig.Content, sig.Created, status)
+		if err := f.t.sigs.Put(u64(f.img.entries[f.at].seq), rec); err != nil {
 			return wrote(fmt.Errorf("write signature: %w", err))
 		}
 		return nil
@@ -270,38 +182,36 @@ func setStatusOp(key signaturestore.ImageKey, name string, status []byte) func(*
 
 func deleteOp(key signaturestore.ImageKey, name string) func(*bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
-		img, seq, sig, err := lookup(tx, key, name)
+		f, err := lookup(tx, key, name)
 		if err != nil {
 			return err
 		}
-		hash := contentHash(sig.Type, sig.Content)
-		if string(img.hashes.Get(hash)) != string(seq) {
-			return fmt.Errorf("%w: content index disagrees for %q", ErrCorrupt, name)
+		t, img, e := f.t, f.img, f.img.entries[f.at]
+		if !bytes.Equal(e.content, contentKey(f.sig.Type, f.sig.Content)) {
+			return fmt.Errorf("%w: index has the wrong content key for %q", ErrCorrupt, name)
 		}
-		size := uint64(len(sig.Content))
-		if img.count == 0 || img.bytes < size {
-			return fmt.Errorf("%w: image stat %d/%d cannot cover signature %q", ErrCorrupt, img.count, img.bytes, name)
+		size := uint64(len(f.sig.Content))
+		if img.bytes < size {
+			return fmt.Errorf("%w: index counts %d content bytes, cannot cover signature %q", ErrCorrupt, img.bytes, name)
+		}
+		// Copied before the write phase: the entries alias the index
+		// value, which the writes below may move.
+		rest := make([][]byte, 0, len(img.entries)-1)
+		for i, e := range img.entries {
+			if i != f.at {
+				rest = append(rest, bytes.Clone(e.raw))
+			}
 		}
 
 		// Write phase.
-		if img.count == 1 {
-			if err := removeImageBucket(tx, key); err != nil {
-				return wrote(err)
-			}
-			return wrote(addTotal(tx, -1))
-		}
-		// Copy seq: deleting from the bucket may reuse its page memory.
-		k := append([]byte(nil), seq...)
-		if err := img.sigs.Delete(k); err != nil {
+		if err := t.sigs.Delete(u64(e.seq)); err != nil {
 			return wrote(fmt.Errorf("delete signature: %w", err))
 		}
-		if err := img.names.Delete([]byte(name)); err != nil {
-			return wrote(fmt.Errorf("delete name index: %w", err))
-		}
-		if err := img.hashes.Delete(hash); err != nil {
-			return wrote(fmt.Errorf("delete content index: %w", err))
-		}
-		if err := img.setStat(img.count-1, img.bytes-size); err != nil {
+		if len(rest) == 0 {
+			if err := t.remove(img); err != nil {
+				return wrote(err)
+			}
+		} else if err := t.writeIndex(img, img.bytes-size, rest...); err != nil {
 			return wrote(err)
 		}
 		return wrote(addTotal(tx, -1))
@@ -311,18 +221,32 @@ func deleteOp(key signaturestore.ImageKey, name string) func(*bbolt.Tx) error {
 // deleteImage removes every signature of key and reports how many there
 // were. A missing image is not an error.
 func deleteImage(tx *bbolt.Tx, key signaturestore.ImageKey) (int, error) {
-	img, err := openImage(tx, key)
+	t, err := openTree(tx)
+	if err != nil {
+		return 0, err
+	}
+	img, err := t.image(imageKeyBytes(key), key.Digest)
 	if err != nil || img == nil {
 		return 0, err
 	}
-	n := img.count
-	if err := removeImageBucket(tx, key); err != nil {
+	seqs := make([]uint64, len(img.entries))
+	for i, e := range img.entries {
+		seqs[i] = e.seq
+	}
+
+	// Write phase.
+	for _, seq := range seqs {
+		if err := t.sigs.Delete(u64(seq)); err != nil {
+			return 0, wrote(fmt.Errorf("delete signature: %w", err))
+		}
+	}
+	if err := t.remove(img); err != nil {
 		return 0, wrote(err)
 	}
-	if err := addTotal(tx, -int64(n)); err != nil {
+	if err := addTotal(tx, -int64(len(seqs))); err != nil {
 		return 0, wrote(err)
 	}
-	return int(n), nil
+	return len(seqs), nil
 }
 
 func beginDeleteOp(key signaturestore.ImageKey, now time.Time) func(*bbolt.Tx) error {

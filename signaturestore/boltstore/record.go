@@ -4,57 +4,122 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-registry/signet/signaturestore"
 )
 
-// recordVersion is the first byte of every signature record. A record with
-// any other first byte is refused rather than guessed at.
+// recordVersion is the first byte of every schema-2 signature record. A
+// record with any other first byte is refused rather than guessed at
+// (schema 1 wrote version 1, see v1.go).
 //
-// Record version 1 (all integers big-endian or unsigned varints as noted):
+// Record version 2 (integers big-endian, or unsigned varints as noted):
 //
-//	1 byte    version (1)
-//	uvarint   len(name),    name bytes
-//	uvarint   len(type),    type bytes
+//	1 byte    version (2)
+//	1 byte    flags: flagShortName, flagAtomic; other bits must be 0
+//	16 bytes  name suffix, with flagShortName: the name is
+//	          "<image digest>@" and these bytes in 32 lowercase hex
+//	uvarint   len(name), name bytes, without flagShortName
+//	uvarint   len(type), type bytes, without flagAtomic (which means "atomic")
 //	uvarint   len(content), content bytes
 //	8 bytes   created, seconds since the Unix epoch (int64, two's complement)
 //	4 bytes   created, nanoseconds within the second (uint32, < 1e9)
-//	uvarint   len(status),  status as JSON; length 0 means no status
+//	uvarint   len(status), status as JSON; length 0 means no status
+//	uvarint   image id (see the layout), last so that Put can prepare the
+//	          record outside the transaction and append the id inside it
 //
-// Nothing may follow the status. Varints must be minimal, so that one
-// signature has exactly one encoding.
-const recordVersion = 1
+// Nothing may follow the image id. Every value has exactly one encoding:
+// varints are minimal, and a name (type) that the short form can hold is
+// never stored in full. Clients name signatures "<digest>@<32 hex>" and
+// type them "atomic", so a record is the content plus about 40 bytes.
+const recordVersion = 2
 
-// appendRecord appends the encoding of one signature to dst. status is the
-// already encoded status (nil for none).
-func appendRecord(dst []byte, name, typ string, content []byte, created time.Time, status []byte) []byte {
-	dst = append(dst, recordVersion)
-	dst = binary.AppendUvarint(dst, uint64(len(name)))
-	dst = append(dst, name...)
-	dst = binary.AppendUvarint(dst, uint64(len(typ)))
-	dst = append(dst, typ...)
+const (
+	flagShortName = 1 << iota
+	flagAtomic
+	knownFlags = flagShortName | flagAtomic
+)
+
+// nameSuffixLen is the binary length of the 32-hex-digit name suffix.
+const nameSuffixLen = 16
+
+// shortName returns the suffix of a name of the form
+// "<d>@<32 lowercase hex>", which is how every client names signatures.
+func shortName(d digest.Digest, name string) ([nameSuffixLen]byte, bool) {
+	var sfx [nameSuffixLen]byte
+	if len(name) != len(d)+1+2*nameSuffixLen || name[:len(d)] != string(d) || name[len(d)] != '@' {
+		return sfx, false
+	}
+	hx := name[len(d)+1:]
+	for i := range len(hx) {
+		if c := hx[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return sfx, false // upper case too: it must read back the same
+		}
+	}
+	if _, err := hex.Decode(sfx[:], []byte(hx)); err != nil {
+		return sfx, false
+	}
+	return sfx, true
+}
+
+// fullName rebuilds a short-form name.
+func fullName(d digest.Digest, sfx []byte) string {
+	return string(d) + "@" + hex.EncodeToString(sfx)
+}
+
+// recordBody is a record without its image id: everything Put can encode
+// before it knows which image id the record belongs to.
+func appendRecordBody(dst []byte, d digest.Digest, name, typ string, content []byte, created time.Time, status []byte) []byte {
+	var flags byte
+	sfx, short := shortName(d, name)
+	if short {
+		flags |= flagShortName
+	}
+	if typ == signaturestore.TypeAtomic {
+		flags |= flagAtomic
+	}
+	dst = append(dst, recordVersion, flags)
+	if short {
+		dst = append(dst, sfx[:]...)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(len(name)))
+		dst = append(dst, name...)
+	}
+	if flags&flagAtomic == 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(typ)))
+		dst = append(dst, typ...)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(content)))
 	dst = append(dst, content...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(created.Unix()))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(created.Nanosecond()))
 	dst = binary.AppendUvarint(dst, uint64(len(status)))
-	dst = append(dst, status...)
-	return dst
+	return append(dst, status...)
 }
 
-// recordSize is the exact length appendRecord produces, so the buffer is
-// allocated once.
-func recordSize(name, typ string, content, status []byte) int {
-	return 1 + uvarintLen(uint64(len(name))) + len(name) +
-		uvarintLen(uint64(len(typ))) + len(typ) +
-		uvarintLen(uint64(len(content))) + len(content) +
+// recordCap is enough room for a whole record, image id included, so the
+// buffer is allocated once.
+func recordCap(name, typ string, content, status []byte) int {
+	return 2 + binary.MaxVarintLen64 + len(name) +
+		binary.MaxVarintLen64 + len(typ) +
+		binary.MaxVarintLen64 + len(content) +
 		8 + 4 +
-		uvarintLen(uint64(len(status))) + len(status)
+		binary.MaxVarintLen64 + len(status) +
+		binary.MaxVarintLen64
+}
+
+// appendRecord appends the whole record of one signature to dst. status
+// is the already encoded status (nil for none).
+func appendRecord(dst []byte, id uint64, d digest.Digest, name, typ string, content []byte, created time.Time, status []byte) []byte {
+	dst = appendRecordBody(dst, d, name, typ, content, created, status)
+	return binary.AppendUvarint(dst, id)
 }
 
 func uvarintLen(v uint64) int {
@@ -117,11 +182,11 @@ func (r *recordReader) uvarint(what string) uint64 {
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.fail("bad %s length", what)
+		r.fail("bad %s", what)
 		return 0
 	}
 	if n != uvarintLen(v) {
-		r.fail("non-minimal %s length", what)
+		r.fail("non-minimal %s", what)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -131,7 +196,7 @@ func (r *recordReader) uvarint(what string) uint64 {
 // bytes returns the next length-prefixed field. The result aliases the
 // record: callers copy it before the transaction ends.
 func (r *recordReader) bytes(what string) []byte {
-	n := r.uvarint(what)
+	n := r.uvarint(what + " length")
 	if r.err != nil {
 		return nil
 	}
@@ -157,31 +222,66 @@ func (r *recordReader) fixed(n int, what string) []byte {
 	return v
 }
 
-// decodeRecord parses a record strictly and copies every field out of b,
-// so the result stays valid after the transaction that read b has ended.
-func decodeRecord(b []byte) (signaturestore.Signature, error) {
+// decodeRecord parses a record of an image with digest d strictly and
+// copies every field out of b, so the result stays valid after the
+// transaction that read b has ended. It returns the image id the record
+// names.
+func decodeRecord(b []byte, d digest.Digest) (uint64, signaturestore.Signature, error) {
 	if len(b) == 0 {
-		return signaturestore.Signature{}, fmt.Errorf("%w: record: empty", ErrCorrupt)
+		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: empty", ErrCorrupt)
 	}
 	if b[0] != recordVersion {
-		return signaturestore.Signature{}, fmt.Errorf("%w: record: unknown version %d", ErrCorrupt, b[0])
+		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: unknown version %d", ErrCorrupt, b[0])
 	}
 	r := &recordReader{b: b[1:]}
-	name := r.bytes("name")
-	typ := r.bytes("type")
+	flags := r.fixed(1, "flags")
+	if r.err != nil {
+		return 0, signaturestore.Signature{}, r.err
+	}
+	if flags[0]&^knownFlags != 0 {
+		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: unknown flags %#x", ErrCorrupt, flags[0])
+	}
+	var name string
+	if flags[0]&flagShortName != 0 {
+		if sfx := r.fixed(nameSuffixLen, "name suffix"); r.err == nil {
+			name = fullName(d, sfx)
+		}
+	} else {
+		name = string(r.bytes("name"))
+		if _, short := shortName(d, name); short && r.err == nil {
+			r.fail("name %q stored in full", name)
+		}
+	}
+	typ := signaturestore.TypeAtomic
+	if flags[0]&flagAtomic == 0 {
+		typ = string(r.bytes("type"))
+		if typ == signaturestore.TypeAtomic && r.err == nil {
+			r.fail("type %q stored in full", typ)
+		}
+	}
 	content := r.bytes("content")
 	secs := r.fixed(8, "created seconds")
 	nanos := r.fixed(4, "created nanoseconds")
 	status := r.bytes("status")
+	id := r.uvarint("image id")
 	if r.err != nil {
-		return signaturestore.Signature{}, r.err
+		return 0, signaturestore.Signature{}, r.err
 	}
 	if len(r.b) != 0 {
-		return signaturestore.Signature{}, fmt.Errorf("%w: record: %d trailing bytes", ErrCorrupt, len(r.b))
+		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: %d trailing bytes", ErrCorrupt, len(r.b))
 	}
-	if len(name) == 0 || len(typ) == 0 || len(content) == 0 {
-		return signaturestore.Signature{}, fmt.Errorf("%w: record: empty name, type or content", ErrCorrupt)
+	if name == "" || typ == "" || len(content) == 0 {
+		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: empty name, type or content", ErrCorrupt)
 	}
+	if id == 0 {
+		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: image id 0", ErrCorrupt)
+	}
+	sig, err := finishRecord(name, typ, content, secs, nanos, status)
+	return id, sig, err
+}
+
+// finishRecord checks and copies the fields both record versions share.
+func finishRecord(name, typ string, content, secs, nanos, status []byte) (signaturestore.Signature, error) {
 	ns := binary.BigEndian.Uint32(nanos)
 	if ns >= 1e9 {
 		return signaturestore.Signature{}, fmt.Errorf("%w: record: nanoseconds %d out of range", ErrCorrupt, ns)
@@ -191,8 +291,8 @@ func decodeRecord(b []byte) (signaturestore.Signature, error) {
 		return signaturestore.Signature{}, fmt.Errorf("%w: record: %w", ErrCorrupt, err)
 	}
 	return signaturestore.Signature{
-		Name:    string(name),
-		Type:    string(typ),
+		Name:    name,
+		Type:    typ,
 		Content: bytes.Clone(content),
 		Created: time.Unix(int64(binary.BigEndian.Uint64(secs)), int64(ns)).UTC(),
 		Status:  st,
@@ -210,4 +310,16 @@ func contentHash(typ string, content []byte) []byte {
 	h.Write([]byte(typ))
 	h.Write(content)
 	return h.Sum(nil)
+}
+
+// contentKeyLen is how much of contentHash the schema-2 content index
+// keeps. The index only refuses a second signature with the same type and
+// content in one image: a collision of 128 bits of SHA-256 (2^64 work
+// for a writer colliding two of its own signatures, 2^128 to hit someone
+// else's) could only make a new signature be refused as a duplicate,
+// never replace or hide a stored one.
+const contentKeyLen = 16
+
+func contentKey(typ string, content []byte) []byte {
+	return contentHash(typ, content)[:contentKeyLen]
 }

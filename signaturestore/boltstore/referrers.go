@@ -12,8 +12,9 @@ import (
 	"github.com/signet-registry/signet/signaturestore"
 )
 
-// Referrers layout (added to schema 1 without a version bump: the bucket
-// is created when missing and older builds never look at it):
+// Referrers layout, the same in schemas 1 and 2 (it was added to schema 1
+// without a version bump: the bucket is created when missing and older
+// builds never look at it; the upgrade copies it as it is):
 //
 //	referrers/
 //	└── <repository>/

@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -30,46 +29,21 @@ func (s *Store) Walk(ctx context.Context, fn func(signaturestore.ImageKey, []sig
 	return nil
 }
 
-// walkTx visits repos/<repository>/<digest> in key order.
-func walkTx(ctx context.Context, tx *bbolt.Tx, fn func(signaturestore.ImageKey, []signaturestore.Signature) error) error {
-	repos := tx.Bucket(bucketRepos)
-	if repos == nil {
-		return fmt.Errorf("%w: missing repos bucket", ErrCorrupt)
-	}
-	return repos.ForEachBucket(func(repo []byte) error {
-		return repos.Bucket(repo).ForEachBucket(func(d []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			key := signaturestore.ImageKey{Repository: string(repo), Digest: digest.Digest(d)}
-			if err := validateKey(key); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
-			}
-			sigs, err := listTx(tx, key)
-			if err != nil {
-				return fmt.Errorf("image %s: %w", key, err)
-			}
-			if len(sigs) == 0 {
-				return nil
-			}
-			return fn(key, sigs)
-		})
-	})
-}
-
 // Reader reads a database file without writing to it: no writer, no
 // schema upgrade, a shared lock instead of an exclusive one. It is what
 // tools that run beside the data (export-sigstore) use, on a stopped
 // server's data directory or on a backup copy.
 type Reader struct {
-	db   *bbolt.DB
-	path string
+	db      *bbolt.DB
+	path    string
+	version uint32
 }
 
 // OpenReader opens the database at path read-only. The file must exist
-// and carry a schema this build reads. While a server holds the file,
-// bbolt's lock makes the open wait; after timeout (zero means
-// DefaultOpenTimeout) it fails with ErrLocked.
+// and carry a schema this build reads: schema 2, or schema 1 as an
+// earlier release left it (read as it is; only Open upgrades it). While a
+// server holds the file, bbolt's lock makes the open wait; after timeout
+// (zero means DefaultOpenTimeout) it fails with ErrLocked.
 func OpenReader(path string, timeout time.Duration) (*Reader, error) {
 	if timeout <= 0 {
 		timeout = DefaultOpenTimeout
@@ -85,23 +59,30 @@ func OpenReader(path string, timeout time.Duration) (*Reader, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("open signature database %s read-only: %w", path, err)
 	}
+	var version uint32
 	err = db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return fmt.Errorf("%w: no %q bucket; not a signet signature database", ErrCorrupt, bucketMeta)
 		}
-		return checkMeta(meta)
+		var err error
+		version, err = checkMeta(meta)
+		return err
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open signature database %s read-only: %w", path, err)
 	}
-	return &Reader{db: db, path: path}, nil
+	return &Reader{db: db, path: path, version: version}, nil
 }
 
 // Walk implements signaturestore.Walker.
 func (r *Reader) Walk(ctx context.Context, fn func(signaturestore.ImageKey, []signaturestore.Signature) error) error {
-	if err := r.db.View(func(tx *bbolt.Tx) error { return walkTx(ctx, tx, fn) }); err != nil {
+	walk := walkTx
+	if r.version == schemaV1 {
+		walk = walkV1
+	}
+	if err := r.db.View(func(tx *bbolt.Tx) error { return walk(ctx, tx, fn) }); err != nil {
 		return fmt.Errorf("walk signatures: %w", err)
 	}
 	return nil
