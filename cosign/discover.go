@@ -89,6 +89,8 @@ type Candidate struct {
 	Kind   Kind
 	// Location says where it was found, for messages.
 	Location string
+	// Image is the digest of the image it was found for.
+	Image digest.Digest
 	// UntrustedPredicateType is the in-toto predicate type a bundle
 	// referrer or legacy attestation claims in its annotations.
 	UntrustedPredicateType string
@@ -236,7 +238,7 @@ func (d *discovery) bundles() error {
 			d.problem(loc, err)
 			continue
 		}
-		c.Location = loc
+		c.Location, c.Image = loc, d.image
 		d.found.Candidates = append(d.found.Candidates, *c)
 	}
 	return nil
@@ -316,7 +318,7 @@ func (d *discovery) legacy(suffix, mediaType string, kind Kind) error {
 			d.problem(loc, err)
 			continue
 		}
-		c.Location = loc
+		c.Location, c.Image = loc, d.image
 		d.found.Candidates = append(d.found.Candidates, *c)
 	}
 	return nil

@@ -228,3 +228,126 @@ func TestUntrustedClaims(t *testing.T) {
 		t.Fatalf("%d attestations, want 1", attestations)
 	}
 }
+
+// TestUntrustedAttestationClaims: describe's view of attestations in both
+// formats, keyed and keyless, with the predicate type read from the
+// statement when no annotation names it, and problems for an annotation
+// that contradicts the statement or a statement about another image.
+func TestUntrustedAttestationClaims(t *testing.T) {
+	const slsa = "https://slsa.dev/provenance/v0.2"
+	const name = "127.0.0.1/org/app"
+	for _, c := range []struct {
+		name    string
+		push    func(f *fixture)
+		storage string
+		kind    cosign.Kind
+		pt      string
+		keyless bool
+		logged  bool
+		problem string
+	}{
+		{name: "legacy keyed", storage: "legacy .att tag", kind: cosign.KindAttestation, pt: slsa,
+			push: func(f *fixture) {
+				l, err := f.auth.LegacyAttestation(newSigner(t, "P-256"), nil, cosigntest.StatementV01(name, f.image, slsa, nil), slsa, time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushAttestation("org/app", f.image, l)
+			}},
+		{name: "legacy keyless", storage: "legacy .att tag", kind: cosign.KindAttestation, pt: slsa, keyless: true, logged: true,
+			push: func(f *fixture) {
+				cert, key, err := f.auth.Certificate(goodLeaf())
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := f.auth.LegacyAttestation(key, cert, cosigntest.StatementV01(name, f.image, slsa, nil), slsa, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushAttestation("org/app", f.image, l)
+			}},
+		{name: "legacy without predicateType annotation", storage: "legacy .att tag", kind: cosign.KindAttestation, pt: slsa,
+			push: func(f *fixture) {
+				l, err := f.auth.LegacyAttestation(newSigner(t, "P-256"), nil, cosigntest.StatementV01(name, f.image, slsa, nil), "", time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushAttestation("org/app", f.image, l)
+			}},
+		{name: "legacy annotation contradicts the statement", storage: "legacy .att tag", kind: cosign.KindAttestation, pt: slsa,
+			problem: `annotation "https://example.com/harmless/v1" differs from the statement's`,
+			push: func(f *fixture) {
+				l, err := f.auth.LegacyAttestation(newSigner(t, "P-256"), nil, cosigntest.StatementV01(name, f.image, slsa, nil), "https://example.com/harmless/v1", time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushAttestation("org/app", f.image, l)
+			}},
+		{name: "legacy statement about another image", storage: "legacy .att tag", kind: cosign.KindAttestation, pt: slsa,
+			problem: "do not include this image",
+			push: func(f *fixture) {
+				l, err := f.auth.LegacyAttestation(newSigner(t, "P-256"), nil, cosigntest.StatementV01(name, f.other2, slsa, nil), slsa, time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushAttestation("org/app", f.image, l)
+			}},
+		{name: "legacy envelope not in-toto", storage: "legacy .att tag", kind: cosign.KindAttestation, pt: slsa, problem: "envelope: payload type",
+			push: func(f *fixture) {
+				l, err := f.auth.LegacyAttestation(newSigner(t, "P-256"), nil, cosigntest.StatementV01(name, f.image, slsa, nil), slsa, time.Time{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.Payload = []byte(strings.Replace(string(l.Payload), "application/vnd.in-toto+json", "text/plain", 1))
+				f.reg.PushAttestation("org/app", f.image, l)
+			}},
+		{name: "bundle keyless", storage: "bundle v0.3 referrer", kind: cosign.KindAttestation, pt: slsa, keyless: true, logged: true,
+			push: func(f *fixture) {
+				cert, key, err := f.auth.Certificate(goodLeaf())
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := f.auth.BundleKeyless(cert, key, cosigntest.Statement(f.image, slsa, nil), time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushBundle("org/app", f.image, b, slsa)
+			}},
+		{name: "bundle without predicateType annotation", storage: "bundle v0.3 referrer", kind: cosign.KindAttestation, pt: slsa,
+			push: func(f *fixture) {
+				b, err := cosigntest.BundleKeyed(newSigner(t, "P-256"), cosigntest.Statement(f.image, slsa, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushBundle("org/app", f.image, b, "")
+			}},
+		{name: "bundle claiming to be a signature", storage: "bundle v0.3 referrer", kind: cosign.KindAttestation, pt: slsa,
+			problem: "differs from the statement's",
+			push: func(f *fixture) {
+				b, err := cosigntest.BundleKeyed(newSigner(t, "P-256"), cosigntest.Statement(f.image, slsa, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.reg.PushBundle("org/app", f.image, b, cosign.SignPredicateType)
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			c.push(f)
+			found, err := cosign.Discover(context.Background(), f.reg, "org/app", f.image, cosign.DiscoverOptions{Attestations: true})
+			if err != nil || len(found.Candidates) != 1 || len(found.Problems) != 0 {
+				t.Fatalf("discover: %v %+v", err, found)
+			}
+			cl := cosign.UntrustedClaims(&found.Candidates[0])
+			if cl.Storage() != c.storage || cl.Kind != c.kind || cl.PredicateType != c.pt || cl.Content != "DSSE envelope (in-toto statement)" || cl.Logged != c.logged {
+				t.Fatalf("claims %+v (storage %q)", cl, cl.Storage())
+			}
+			if c.keyless != (cl.UntrustedIdentity == workflow && cl.UntrustedIssuer == githubIssuer) || c.keyless == cl.KeySigned {
+				t.Fatalf("signer claims %+v", cl)
+			}
+			if c.problem == "" && cl.Problem != "" || !strings.Contains(cl.Problem, c.problem) {
+				t.Fatalf("problem %q, want %q", cl.Problem, c.problem)
+			}
+		})
+	}
+}

@@ -110,8 +110,11 @@ func checkIssuer(cert *x509.Certificate, want Matcher) (string, error) {
 	return issuer, nil
 }
 
-func checkIdentity(cert *x509.Certificate, want Matcher) (string, error) {
+func checkIdentity(cert *x509.Certificate, want Matcher, emailOnly bool) (string, error) {
 	sans := CertificateIdentities(cert)
+	if emailOnly {
+		sans = cert.EmailAddresses
+	}
 	for _, san := range sans {
 		if want.Match(san) {
 			return san, nil

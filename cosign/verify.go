@@ -29,6 +29,10 @@ type Policy struct {
 	// Identity and Issuer match a Fulcio certificate's subject alternative
 	// name and OIDC issuer (keyless mode).
 	Identity, Issuer Matcher
+	// EmailIdentity matches Identity against the certificate's email
+	// addresses only, not its other subject alternative names
+	// (containers-policy.json's fulcio.subjectEmail).
+	EmailIdentity bool
 	// TrustedMaterial holds the Fulcio CAs (keyless) and the Rekor keys
 	// (unless IgnoreTlog): a parsed trusted_root.json.
 	TrustedMaterial root.TrustedMaterial
@@ -89,9 +93,13 @@ func (v *Verifier) Checks() []string {
 	if v.p.Key != nil {
 		out = append(out, "The signatures were verified against the specified public key")
 	} else {
+		what := "identity"
+		if v.p.EmailIdentity {
+			what = "email address"
+		}
 		out = append(out,
 			"The code-signing certificate was verified using trusted certificate authority certificates",
-			fmt.Sprintf("The certificate's OIDC issuer matched %s and its identity matched %s (regexps anchored)", v.p.Issuer, v.p.Identity))
+			fmt.Sprintf("The certificate's OIDC issuer matched %s and its %s matched %s (regexps anchored)", v.p.Issuer, what, v.p.Identity))
 	}
 	return out
 }
@@ -103,6 +111,11 @@ type Verified struct {
 	Payload Payload
 	// Subject and Issuer are the matched certificate identity (keyless).
 	Subject, Issuer string
+	// SignedDockerReference is the docker-reference the signature signs:
+	// the legacy payload's critical.identity. A bundle signs none (its
+	// in-toto statement names only the digest), so it is empty there,
+	// whatever Payload shows for output.
+	SignedDockerReference string
 	// IntegratedTime is when Rekor logged the signature, when checked.
 	IntegratedTime time.Time
 }
@@ -193,6 +206,7 @@ func (v *Verifier) verifyLegacy(c *Candidate, image digest.Digest) (*Verified, e
 		return nil, err
 	}
 	out.Payload = *p
+	out.SignedDockerReference = p.Critical.Identity.DockerReference
 	if cert != nil {
 		out.Payload.addCertificate(out.Subject, out.Issuer)
 	}
@@ -214,7 +228,7 @@ func (v *Verifier) checkCertificate(cert *x509.Certificate, signingTime time.Tim
 	if issuer, err = checkIssuer(cert, v.p.Issuer); err != nil {
 		return "", "", err
 	}
-	if subject, err = checkIdentity(cert, v.p.Identity); err != nil {
+	if subject, err = checkIdentity(cert, v.p.Identity, v.p.EmailIdentity); err != nil {
 		return "", "", err
 	}
 	return subject, issuer, nil

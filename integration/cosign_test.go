@@ -222,3 +222,85 @@ func TestCosignAndGPGInOneCommand(t *testing.T) {
 		t.Fatalf("GPG only: %v\n%s", err, out)
 	}
 }
+
+// TestCosignAttestationsDescribed: attestations made by real cosign
+// attest, in the bundle format and the legacy .att format, are listed by
+// signet describe next to the GPG signature and the cosign signature,
+// with format, content, predicate type and signer; the attestations never
+// count as signatures for signet verify.
+func TestCosignAttestationsDescribed(t *testing.T) {
+	cosign := cosignBin(t)
+	requireTools(t, "skopeo", "gpg")
+	tmp := t.TempDir()
+	s := startServer(t, filepath.Join(tmp, "data"))
+	g := newGnuPG(t, "Describer <describe@example.com>")
+	env := []string{"COSIGN_PASSWORD=pw", "HOME=" + tmp, "TUF_ROOT=" + filepath.Join(tmp, "tuf"), "COSIGN_REPOSITORY="}
+	run(t, env, cosign, "generate-key-pair", "--output-key-prefix", filepath.Join(tmp, "k"))
+	key := filepath.Join(tmp, "k.key")
+	dgst := pushUnsigned(t, s, tmp, "att/app", "v1")
+	ref := s.addr + "/att/app@" + dgst
+	predicate := filepath.Join(tmp, "predicate.json")
+	if err := os.WriteFile(predicate, []byte(`{"buildType":"https://example.com/build/v1","builder":{"id":"ci"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--key", key, "--allow-http-registry", "--use-signing-config=false", "--tlog-upload=false", "-y"}
+	run(t, env, cosign, append(append([]string{"attest"}, common...), "--type", "slsaprovenance", "--predicate", predicate, ref)...)
+	run(t, env, cosign, append(append([]string{"attest"}, common...), "--new-bundle-format=false", "--type", "https://example.com/custom/v1", "--predicate", predicate, ref)...)
+	// Attestations alone are not signatures.
+	if out, err := signet(t, env, "verify", "--insecure", "--key", filepath.Join(tmp, "k.pub"), "--insecure-ignore-tlog", ref); err == nil ||
+		!strings.Contains(out, "no cosign signatures found") {
+		t.Fatalf("verify with attestations only: %v\n%s", err, out)
+	}
+	run(t, env, cosign, append(append([]string{"sign"}, common...), ref)...)
+	if out, err := signet(t, g.env, "sign", "--insecure", "--sign-by", g.fpr, "--identity", s.addr+"/att/app:v1", ref); err != nil {
+		t.Fatalf("signet sign: %v\n%s", err, out)
+	}
+
+	out, err := signet(t, env, "describe", "--insecure", "-o", "json", ref)
+	if err != nil {
+		t.Fatalf("describe: %v\n%s", err, out)
+	}
+	var d struct {
+		Signatures []struct {
+			Type string `json:"type"`
+		} `json:"signatures"`
+		Cosign []struct {
+			Format        string `json:"format"`
+			Kind          string `json:"kind"`
+			Content       string `json:"content"`
+			PredicateType string `json:"predicateType"`
+			KeySigned     bool   `json:"keySigned"`
+			Problem       string `json:"problem"`
+		} `json:"cosign"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("describe output: %v\n%s", err, out)
+	}
+	if len(d.Signatures) != 1 || d.Signatures[0].Type != "atomic" {
+		t.Fatalf("GPG signatures %+v", d.Signatures)
+	}
+	got := map[string]string{}
+	for _, c := range d.Cosign {
+		if !c.KeySigned || c.Problem != "" {
+			t.Errorf("entry %+v", c)
+		}
+		got[c.Kind+" "+c.Format] = c.PredicateType + " | " + c.Content
+	}
+	want := map[string]string{
+		"attestation bundle v0.3 referrer": "https://slsa.dev/provenance/v0.2 | DSSE envelope (in-toto statement)",
+		"attestation legacy .att tag":      "https://example.com/custom/v1 | DSSE envelope (in-toto statement)",
+		"signature bundle v0.3 referrer":   "https://sigstore.dev/cosign/sign/v1 | DSSE envelope (in-toto statement)",
+	}
+	if len(got) != len(want) || len(d.Cosign) != len(want) {
+		t.Fatalf("describe lists %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %q, want %q", k, got[k], v)
+		}
+	}
+	text, err := signet(t, env, "describe", "--insecure", ref)
+	if err != nil || !strings.Contains(text, "Format:       legacy .att tag") || !strings.Contains(text, "Predicate:    https://slsa.dev/provenance/v0.2") {
+		t.Fatalf("text describe: %v\n%s", err, text)
+	}
+}

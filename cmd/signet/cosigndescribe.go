@@ -13,9 +13,10 @@ import (
 // describe` lists it. Identity and issuer are read from the certificate
 // without verification: `signet verify` decides, describe only shows.
 type cosignDescribed struct {
-	Format        string `json:"format"` // "legacy .sig tag" or "bundle v0.3 referrer"
+	Format        string `json:"format"` // "legacy .sig tag", "legacy .att tag" or "bundle v0.3 referrer"
 	Kind          string `json:"kind"`   // "signature" or "attestation"
 	Location      string `json:"location"`
+	Content       string `json:"content,omitempty"` // "simple-signing payload", "DSSE envelope (in-toto statement)", …
 	PredicateType string `json:"predicateType,omitempty"`
 	Created       string `json:"created,omitempty"`
 	// Identity and Issuer are the certificate's claims, unverified.
@@ -43,7 +44,7 @@ func describeCosign(ctx context.Context, cf *clientFlags, t *target, sigRepo str
 	for i := range found.Candidates {
 		cl := cosign.UntrustedClaims(&found.Candidates[i])
 		out = append(out, cosignDescribed{
-			Format: cl.Format.String(), Kind: cl.Kind.String(), Location: cl.Location,
+			Format: cl.Storage(), Kind: cl.Kind.String(), Location: cl.Location, Content: cl.Content,
 			PredicateType: cl.PredicateType, Created: cl.Created,
 			Identity: cl.UntrustedIdentity, Issuer: cl.UntrustedIssuer,
 			KeySigned: cl.KeySigned, KeyHint: cl.KeyHint, Logged: cl.Logged, Problem: cl.Problem,
@@ -71,6 +72,9 @@ func writeCosignDescription(w io.Writer, d describeOutput) error {
 		if s.Format != "" {
 			fmt.Fprintf(tw, "  Format:\t%s\n", s.Format)
 			fmt.Fprintf(tw, "  Kind:\t%s\n", s.Kind)
+		}
+		if s.Content != "" {
+			fmt.Fprintf(tw, "  Content:\t%s\n", s.Content)
 		}
 		if s.PredicateType != "" {
 			fmt.Fprintf(tw, "  Predicate:\t%s\n", s.PredicateType)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-registry/signet/client"
+	"github.com/signet-registry/signet/containerspolicy"
 	"github.com/signet-registry/signet/cosign"
 	"github.com/signet-registry/signet/gpg/policy"
 )
@@ -34,14 +35,15 @@ type cosignVerifyFlags struct {
 	signatureRepository string
 	gpgKeyring          string
 	expectedIdentity    string
+	policyFile          string
 }
 
 func newCosignVerifyCmd(getenv func(string) string) *cobra.Command {
 	var cf clientFlags
 	var vf cosignVerifyFlags
 	cmd := &cobra.Command{
-		Use:   "verify IMAGE (--key cosign.pub | --certificate-identity[-regexp] ... --certificate-oidc-issuer[-regexp] ...)",
-		Short: "Verify an image's cosign signatures (cosign verify), and its GPG signatures",
+		Use:   "verify IMAGE (--key cosign.pub | --certificate-identity[-regexp] ... --certificate-oidc-issuer[-regexp] ... | --gpg-keyring FILE --expected-identity REF | --policy policy.json)",
+		Short: "Verify an image's cosign and GPG signatures, or evaluate a containers-policy.json",
 		Long: `Verify the cosign signatures of IMAGE, with the flags of cosign verify.
 
 Signatures are found in both formats cosign writes: sigstore bundle v0.3
@@ -67,9 +69,36 @@ signed payload. The checks are listed on stderr and the verified payloads
 printed on stdout as JSON, as cosign does.
 
 --gpg-keyring FILE --expected-identity REF also verifies IMAGE's GPG
-simple-signing signatures, as verify-image-signature does. Each kind of
-verification asked for must verify at least one signature, or the command
-exits non-zero.`,
+simple-signing signatures, as verify-image-signature does.
+
+--policy FILE evaluates a containers-policy.json(5) file, the policy of
+skopeo, podman and CRI-O, for IMAGE: the most specific transports.docker
+scope (image, repository, each parent namespace, host, *.domain), else the
+transport's "" scope, else default. Every requirement of that list must
+allow the image: insecureAcceptAnything, reject, signedBy (keyType GPGKeys;
+keyPath, keyPaths or keyData; the GPG signatures Signet stores) and
+sigstoreSigned (keyPath, keyPaths, keyData, keyDatas, or fulcio with
+caPath/caData, oidcIssuer and subjectEmail; rekorPublicKeyPath(s) or
+rekorPublicKeyData(s); the cosign signatures, from --signature-repository
+or $COSIGN_REPOSITORY if set). signedBy and sigstoreSigned need at least one
+signature whose signed docker-reference satisfies signedIdentity (default
+matchRepoDigestOrExact) for IMAGE as written (":latest" added to a name
+without tag). cosign writes the repository without a tag, so use
+{"type":"matchRepository"} for cosign signatures; bundle-format cosign
+signatures sign no docker-reference at all and never satisfy
+sigstoreSigned (sign with --new-bundle-format=false). The file is parsed
+strictly: unknown or duplicate keys, unknown transports, docker scopes no
+image can match, and features Signet does not implement (signedBaseLayer,
+keyTypes other than GPGKeys, pki) are errors. Key files are read only for
+the scope that applies. With --registry-url IMAGE keeps its name, so a copy
+is judged under the original's scope and identity. The policy is
+self-contained: -a, --trusted-root and --insecure-ignore-tlog do not apply
+to it.
+
+--policy, --key (or the certificate flags) and --gpg-keyring combine: each
+kind of verification asked for must pass (at least one verified signature
+for --key and --gpg-keyring, an accepting policy for --policy), or the
+command exits non-zero. Reports go to stderr, cosign's JSON to stdout.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCosignVerify(cmd.Context(), &cf, &vf, getenv, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -88,14 +117,16 @@ exits non-zero.`,
 	fl.StringVar(&vf.signatureRepository, "signature-repository", "", "repository holding the signatures (default $COSIGN_REPOSITORY, else the image's)")
 	fl.StringVar(&vf.gpgKeyring, "gpg-keyring", "", "also verify GPG signatures against this keyring (with --expected-identity)")
 	fl.StringVar(&vf.expectedIdentity, "expected-identity", "", "the pull spec the GPG signatures must claim")
+	fl.StringVar(&vf.policyFile, "policy", "", "evaluate this containers-policy.json for IMAGE (signedBy, sigstoreSigned, reject, insecureAcceptAnything)")
 	return cmd
 }
 
 func runCosignVerify(ctx context.Context, cf *clientFlags, vf *cosignVerifyFlags, getenv func(string) string, arg string, out, errOut io.Writer) error {
 	wantCosign := vf.key != "" || vf.identity != "" || vf.identityRegexp != "" || vf.issuer != "" || vf.issuerRegexp != ""
 	wantGPG := vf.gpgKeyring != "" || vf.expectedIdentity != ""
-	if !wantCosign && !wantGPG {
-		return errors.New("nothing to verify with: give --key, or --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --gpg-keyring and --expected-identity")
+	wantPolicy := vf.policyFile != ""
+	if !wantCosign && !wantGPG && !wantPolicy {
+		return errors.New("nothing to verify with: give --key, or --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp], or --gpg-keyring and --expected-identity, or --policy")
 	}
 	if !wantCosign && (len(vf.annotations) > 0 || vf.trustedRoot != "" || vf.ignoreTlog) {
 		return errors.New("-a, --trusted-root and --insecure-ignore-tlog need --key or certificate identity flags")
@@ -124,17 +155,27 @@ func runCosignVerify(ctx context.Context, cf *clientFlags, vf *cosignVerifyFlags
 			return err
 		}
 	}
+	var pol *containerspolicy.Policy
+	if wantPolicy {
+		b, err := readBounded(vf.policyFile, containerspolicy.MaxPolicyBytes)
+		if err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+		if pol, err = containerspolicy.Parse(b); err != nil {
+			return fmt.Errorf("--policy %s: %w", vf.policyFile, err)
+		}
+	}
 	t, err := cf.resolve(ctx, arg)
 	if err != nil {
 		return err
 	}
+	sigRepo := vf.signatureRepository
+	if sigRepo == "" {
+		sigRepo = getenv("COSIGN_REPOSITORY")
+	}
 	var errs []error
 	if wantCosign {
-		repo := vf.signatureRepository
-		if repo == "" {
-			repo = getenv("COSIGN_REPOSITORY")
-		}
-		errs = append(errs, verifyCosign(ctx, cf, t, repo, verifier, vf.ignoreTlog, out, errOut))
+		errs = append(errs, verifyCosign(ctx, cf, t, sigRepo, verifier, vf.ignoreTlog, out, errOut))
 	}
 	if wantGPG {
 		mech, err := gpgVerifier(vf.gpgKeyring)
@@ -144,6 +185,11 @@ func runCosignVerify(ctx context.Context, cf *clientFlags, vf *cosignVerifyFlags
 		defer mech.Close()
 		if err := verifyTarget(ctx, t, mech, expected, false, errOut); err != nil {
 			errs = append(errs, fmt.Errorf("gpg: %w", err))
+		}
+	}
+	if wantPolicy {
+		if err := evaluatePolicy(ctx, cf, t, arg, vf.policyFile, pol, sigRepo, errOut); err != nil {
+			errs = append(errs, fmt.Errorf("policy: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -43,7 +43,7 @@ func newDescribeCmd(getenv func(string) string) *cobra.Command {
 	var output, sigRepo string
 	cmd := &cobra.Command{
 		Use:   "describe IMAGE",
-		Short: "Show an image's signatures and their verification status",
+		Short: "Show an image's GPG signatures, cosign signatures and cosign attestations",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {

@@ -377,3 +377,71 @@ func BundleKeyed(signer crypto.Signer, statement []byte) ([]byte, error) {
 	}
 	return protojson.Marshal(pb)
 }
+
+// FulcioCAPEM is the Fulcio root and intermediate in PEM, as a
+// containers-policy.json fulcio.caPath file holds them.
+func (a *Authority) FulcioCAPEM() string {
+	return certPEM(a.fulcio.Root, a.intermediate)
+}
+
+// RekorPublicKeyPEM is the Rekor log's public key in PEM, as a
+// containers-policy.json rekorPublicKeyPath file holds it.
+func (a *Authority) RekorPublicKeyPEM() (string, error) {
+	for _, l := range a.vs.RekorLogs() {
+		der, err := x509.MarshalPKIXPublicKey(l.PublicKey)
+		if err != nil {
+			return "", err
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+	}
+	return "", fmt.Errorf("virtual sigstore has no Rekor log")
+}
+
+// StatementV01 is the in-toto v0.1 statement `cosign attest` signs: the
+// image's name and digest as the subject, and predicate.
+func StatementV01(name string, image digest.Digest, predicateType string, predicate map[string]any) []byte {
+	if predicate == nil {
+		predicate = map[string]any{}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v0.1",
+		"subject":       []any{map[string]any{"name": name, "digest": map[string]string{image.Algorithm().String(): image.Encoded()}}},
+		"predicateType": predicateType,
+		"predicate":     predicate,
+	})
+	return b
+}
+
+// LegacyAttestation signs statement in a DSSE envelope with signer, as
+// `cosign attest --new-bundle-format=false` stores it in a .att layer:
+// the envelope as the layer, an empty signature annotation and, unless
+// predicateType is empty, the predicateType annotation. With a
+// certificate (keyless) the layer also carries it, the chain and a Rekor
+// SET for integratedTime.
+func (a *Authority) LegacyAttestation(signer crypto.Signer, cert *x509.Certificate, statement []byte, predicateType string, integratedTime time.Time) (Layer, error) {
+	const payloadType = "application/vnd.in-toto+json"
+	sig, err := SignWithKey(signer, dsse.PAE(payloadType, statement))
+	if err != nil {
+		return Layer{}, err
+	}
+	env, err := json.Marshal(dsse.Envelope{
+		PayloadType: payloadType,
+		Payload:     base64.StdEncoding.EncodeToString(statement),
+		Signatures:  []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}},
+	})
+	if err != nil {
+		return Layer{}, err
+	}
+	l := Layer{Payload: env, Annotations: map[string]string{"dev.cosignproject.cosign/signature": ""}}
+	if predicateType != "" {
+		l.Annotations["predicateType"] = predicateType
+	}
+	if cert != nil {
+		l.Annotations["dev.sigstore.cosign/certificate"] = certPEM(cert)
+		l.Annotations["dev.sigstore.cosign/chain"] = certPEM(a.intermediate, a.fulcio.Root)
+		if l.Annotations["dev.sigstore.cosign/bundle"], err = a.RekorBundle(env, sig, certPEM(cert), integratedTime); err != nil {
+			return Layer{}, err
+		}
+	}
+	return l, nil
+}

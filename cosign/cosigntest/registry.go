@@ -271,3 +271,20 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	http.NotFound(w, req)
 }
+
+// PushAttestation adds layers (DSSE envelopes) to the sha256-<hex>.att
+// manifest of image in repo, as `cosign attest --new-bundle-format=false`
+// does.
+func (r *Registry) PushAttestation(repo string, image digest.Digest, layers ...Layer) digest.Digest {
+	tag := image.Algorithm().String() + "-" + image.Encoded() + ".att"
+	cfg := []byte(`{}`)
+	m := manifest{SchemaVersion: 2, MediaType: mediaTypeManifest,
+		Config: &descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: r.PutBlob(repo, cfg), Size: int64(len(cfg))}}
+	for _, l := range layers {
+		m.Layers = append(m.Layers, descriptor{
+			MediaType: cosign.MediaTypeDSSE, Digest: r.PutBlob(repo, l.Payload),
+			Size: int64(len(l.Payload)), Annotations: l.Annotations,
+		})
+	}
+	return r.PutManifest(repo, tag, mustJSON(m))
+}

@@ -337,6 +337,15 @@ func ParseJSON(data []byte) (Rule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRule, err)
 	}
+	return ParseValue(v)
+}
+
+// ParseValue is ParseJSON for an object already parsed by strictjson, as
+// a containers-policy.json parser holds it.
+func ParseValue(v strictjson.Value) (Rule, error) {
+	if v.Kind != strictjson.Object {
+		return nil, fmt.Errorf("%w: expected an object, got %v", ErrInvalidRule, v.Kind)
+	}
 	typ, err := strictjson.StringField(v, "type")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRule, err)
