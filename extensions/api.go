@@ -127,12 +127,12 @@ func BuildStatus(u StatusUpdate, user string, now time.Time, prev *signaturestor
 
 // GetRecords serves GET /signet/v1/repositories/<name>/signatures/<digest>.
 func (h *Handler) GetRecords(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
-	key, sigs, ok := h.listImage(w, r, repository, rawDigest)
+	key, l, ok := h.listImage(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}
-	out := RecordList{Repository: key.Repository, Digest: key.Digest.String(), Signatures: make([]Record, len(sigs))}
-	for i, s := range sigs {
+	out := RecordList{Repository: key.Repository, Digest: key.Digest.String(), Signatures: make([]Record, len(l.Signatures))}
+	for i, s := range l.Signatures {
 		out.Signatures[i] = Record{Name: s.Name, Type: s.Type, Content: s.Content, Created: s.Created, Status: s.Status}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -160,13 +160,13 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, err)
 		return
 	}
-	key, sigs, ok := h.listImage(w, r, repository, rawDigest)
+	key, l, ok := h.listFresh(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}
 	var prev *signaturestore.Status
 	found := false
-	for _, s := range sigs {
+	for _, s := range l.Signatures {
 		if s.Name == name {
 			prev, found = s.Status, true
 		}

@@ -26,6 +26,7 @@ func TestAPIError(t *testing.T) {
 		{"limit", fmt.Errorf("a: %w", signaturestore.ErrLimit), errcode.SignatureLimit},
 		{"closed", fmt.Errorf("a: %w", signaturestore.ErrClosed), errcode.Unavailable},
 		{"cancelled", fmt.Errorf("a: %w", context.Canceled), errcode.Unavailable},
+		{"store unreachable", fmt.Errorf("put signature x: %w: etcd did not answer in time", signaturestore.ErrUnavailable), errcode.StoreUnavailable},
 		{"manifest", ErrManifestUnknown, errcode.ManifestUnknown},
 		{"too large", errTooLarge{10}, errcode.RequestTooLarge},
 		{"api error", errcode.Denied.WithDetail(nil), errcode.Denied},
@@ -41,5 +42,8 @@ func TestAPIError(t *testing.T) {
 	}
 	if s := APIError(diskFull).Code.Status(); s != 507 {
 		t.Fatalf("disk full is sent as %d, want 507", s)
+	}
+	if s := APIError(signaturestore.ErrUnavailable).Code.Status(); s != 503 {
+		t.Fatalf("an unreachable store is sent as %d, want 503", s)
 	}
 }

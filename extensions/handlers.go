@@ -9,10 +9,11 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/signet-registry/signet/internal/gencache"
 	"github.com/signet-registry/signet/internal/keylock"
+	"github.com/signet-registry/signet/internal/refname"
 	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/registry/errcode"
 	"github.com/signet-registry/signet/signaturestore"
@@ -43,6 +44,11 @@ type Options struct {
 	// (signatures.externalRepositories); for them no manifest is
 	// required. Nil means none.
 	External ExternalRepositories
+	// Lists caches each image's signatures and encoded GET response by
+	// ImageKey.String(). Whoever writes to Store must invalidate the
+	// image's key after each change commits, status changes included
+	// (the registry wraps the store to do so). Nil turns the cache off.
+	Lists *gencache.Cache[*List]
 }
 
 // ExternalRepositories matches repositories whose signatures are kept
@@ -54,6 +60,9 @@ type ExternalRepositories interface {
 // Handler serves the signature extension API.
 type Handler struct {
 	opts Options
+	// Header values of every list response, allocated once. They are
+	// never modified (an Add would copy: len == cap).
+	jsonType, noStore []string
 }
 
 // NewHandler returns a Handler; every option but Logger is required.
@@ -67,7 +76,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Audit == nil {
 		opts.Audit = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{opts: opts}, nil
+	return &Handler{opts: opts, jsonType: []string{"application/json; charset=utf-8"}, noStore: []string{"no-store"}}, nil
 }
 
 // LockKey is the keylock key of an image, shared with the registry's
@@ -79,10 +88,7 @@ func LockKey(repository string, dgst digest.Digest) string {
 // parseImage validates the URL variables. Access has already been decided
 // by the caller, so reporting a malformed name here leaks nothing.
 func parseImage(repository, rawDigest string) (signaturestore.ImageKey, error) {
-	if len(repository) > reference.RepositoryNameTotalLengthMax {
-		return signaturestore.ImageKey{}, errNameInvalid
-	}
-	if _, err := reference.WithName(repository); err != nil {
+	if !refname.Valid(repository) {
 		return signaturestore.ImageKey{}, errNameInvalid
 	}
 	dgst, err := ParseDigest(rawDigest)
@@ -113,9 +119,40 @@ func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageK
 	return nil
 }
 
+// List is one image's signatures as the store returned them, with the
+// extension API's GET body for them. It is shared by cache readers and
+// must not be modified.
+type List struct {
+	Signatures []signaturestore.Signature
+	Encoded    []byte
+	// contentLength is the Content-Length header value of Encoded.
+	contentLength []string
+}
+
+func (l *List) size() int64 {
+	n := int64(len(l.Encoded)) + 64
+	for _, s := range l.Signatures {
+		n += int64(len(s.Content)+len(s.Name)) + 128
+	}
+	return n
+}
+
 // listImage validates the image, requires its manifest and lists its
-// signatures; on failure it has already answered.
-func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, []signaturestore.Signature, bool) {
+// signatures; on failure it has already answered. The manifest is
+// required even when the list is cached, so a deleted image stops
+// answering at once.
+func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, *List, bool) {
+	return h.list(w, r, repository, rawDigest, h.opts.Lists)
+}
+
+// listFresh is listImage bypassing the cache, for writers that decide
+// from what they read: a change committed by another request is visible
+// to the store before its invalidation reaches the cache.
+func (h *Handler) listFresh(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, *List, bool) {
+	return h.list(w, r, repository, rawDigest, nil)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, repository, rawDigest string, cache *gencache.Cache[*List]) (signaturestore.ImageKey, *List, bool) {
 	key, err := parseImage(repository, rawDigest)
 	if err == nil {
 		err = h.requireManifest(r.Context(), key)
@@ -124,31 +161,46 @@ func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, err)
 		return key, nil, false
 	}
+	var cacheKey string
+	var gen uint64
+	if cache != nil {
+		cacheKey = key.String()
+		if l, ok := cache.Get(cacheKey); ok {
+			return key, l, true
+		}
+		gen = cache.Gen()
+	}
 	sigs, err := h.opts.Store.List(r.Context(), key)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
 		return key, nil, false
 	}
-	return key, sigs, true
+	l := &List{Signatures: sigs}
+	if l.Encoded, err = EncodeList(sigs); err != nil {
+		h.fail(w, r, err)
+		return key, nil, false
+	}
+	l.contentLength = []string{strconv.Itoa(len(l.Encoded))}
+	if cache != nil {
+		cache.Put(cacheKey, l, l.size(), gen)
+	}
+	return key, l, true
 }
 
 // GetSignatures serves GET /extensions/v2/<repository>/signatures/<digest>.
 func (h *Handler) GetSignatures(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
-	_, sigs, ok := h.listImage(w, r, repository, rawDigest)
+	_, l, ok := h.listImage(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}
-	body, err := EncodeList(sigs)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
+	// Assigned, not Set: the values are shared, canonical-keyed slices,
+	// the hot path's only header allocations otherwise.
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json; charset=utf-8")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	hdr.Set("Cache-Control", "no-store")
+	hdr["Content-Type"] = h.jsonType
+	hdr["Content-Length"] = l.contentLength
+	hdr["Cache-Control"] = h.noStore
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_, _ = w.Write(l.Encoded)
 }
 
 // PutSignature serves PUT /extensions/v2/<repository>/signatures/<digest>.
@@ -231,6 +283,8 @@ func APIError(err error) errcode.Error {
 		return errcode.ManifestUnknown.WithDetail(nil)
 	case errors.Is(err, signaturestore.ErrNoSpace):
 		return errcode.StorageFull.WithDetail(nil)
+	case errors.Is(err, signaturestore.ErrUnavailable):
+		return errcode.StoreUnavailable.WithDetail(nil)
 	case errors.Is(err, signaturestore.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errcode.Unavailable.WithDetail(nil)
 	default:

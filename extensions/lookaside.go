@@ -18,10 +18,11 @@ func (h *Handler) GetLookasideSignature(w http.ResponseWriter, r *http.Request, 
 		h.fail(w, r, invalidf("signature index %q is not a number from 1", truncate(index)))
 		return
 	}
-	_, sigs, ok := h.listImage(w, r, repository, "sha256:"+hex)
+	_, l, ok := h.listImage(w, r, repository, "sha256:"+hex)
 	if !ok {
 		return
 	}
+	sigs := l.Signatures
 	if n > len(sigs) {
 		h.fail(w, r, errLookasideEnd)
 		return

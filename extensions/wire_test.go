@@ -173,3 +173,23 @@ func FuzzDecodeSignature(f *testing.F) {
 		}
 	})
 }
+
+func TestIsSHA256DigestMatchesPattern(t *testing.T) {
+	good := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	for _, s := range []string{good, good[:70], good + "0", "SHA256" + good[6:], "sha512:" + good[7:],
+		strings.Replace(good, "a", "A", 1), strings.Replace(good, "0", "g", 1), "sha256:", "", good[:70] + "\n",
+		strings.Replace(good, "f", "/", 1)} {
+		if got, want := isSHA256Digest(s), digestPattern.MatchString(s); got != want {
+			t.Errorf("isSHA256Digest(%q) = %v, pattern says %v", s, got, want)
+		}
+	}
+}
+
+func FuzzIsSHA256Digest(f *testing.F) {
+	f.Add("sha256:" + strings.Repeat("ab", 32))
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isSHA256Digest(s), digestPattern.MatchString(s); got != want {
+			t.Fatalf("isSHA256Digest(%q) = %v, pattern says %v", s, got, want)
+		}
+	})
+}

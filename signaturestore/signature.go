@@ -122,6 +122,12 @@ var (
 	// quota). Nothing of it was stored, and the store stays usable:
 	// the same write succeeds once space is freed.
 	ErrNoSpace = errors.New("signature store out of disk space")
+	// ErrUnavailable: the storage could not be reached or did not answer
+	// in time (a networked backend such as etcd lost its cluster). A
+	// write that fails with it may or may not have been applied;
+	// retrying is safe, since a duplicate is refused with ErrExists.
+	// The store recovers by itself once the storage is back.
+	ErrUnavailable = errors.New("signature store unavailable")
 )
 
 // Store keeps signatures durably. A nil error from a write means the write

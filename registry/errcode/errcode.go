@@ -39,6 +39,8 @@ const (
 	MethodNotAllowed
 	NotFound
 	StorageFull
+	BadGateway
+	StoreUnavailable
 	numCodes
 )
 
@@ -71,6 +73,13 @@ var descriptors = [numCodes]Descriptor{
 	// 507 (RFC 4918 section 11.5): the request was fine, the disk is
 	// not; retrying once space is freed succeeds, so it is not a 500.
 	StorageFull: {"STORAGE_FULL", "insufficient storage: the registry's disk is full", http.StatusInsufficientStorage},
+	// Proxy mode: the upstream registry did not answer. distribution's
+	// UNAVAILABLE code, with the gateway's own status.
+	BadGateway: {"UNAVAILABLE", "the upstream registry is unavailable", http.StatusBadGateway},
+	// A networked signature store (etcd) cannot be reached or has no
+	// quorum. The request was fine; the same request succeeds once the
+	// store is back, without restarting Signet.
+	StoreUnavailable: {"UNAVAILABLE", "signature store unavailable; retry later", http.StatusServiceUnavailable},
 }
 
 // Descriptor returns the code's descriptor; an out-of-range code describes

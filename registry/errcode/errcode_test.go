@@ -41,6 +41,7 @@ func TestWriteEnvelope(t *testing.T) {
 		{"unauthorized", Unauthorized.WithDetail(nil), 401, "UNAUTHORIZED", "authentication required"},
 		{"unknown", Unknown.WithDetail(nil), 500, "UNKNOWN", "unknown error"},
 		{"storage full", StorageFull.WithDetail(nil), 507, "STORAGE_FULL", "insufficient storage: the registry's disk is full"},
+		{"bad gateway", BadGateway.WithDetail(nil), 502, "UNAVAILABLE", "the upstream registry is unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
