@@ -9,11 +9,19 @@ BIN       := bin/signet
 STATICCHECK_VERSION := v0.7.0
 # cosign for the interoperability tests (integration/cosign_test.go).
 COSIGN_VERSION := v3.1.3
+# MinIO for the object-storage tests (integration/s3_test.go): the newest
+# module version on the Go module proxy; it builds with Go 1.26.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+# distribution's registry, the upstream of the proxy-mode tests
+# (integration/proxy_test.go).
+DISTRIBUTION_VERSION := v3.1.2
 
-# Tools the integration tests drive, by Debian package.
-DEB_TOOLS := skopeo gnupg curl
+# Tools the integration tests drive, by Debian package (etcd-server: the
+# etcd signature store's tests start their own etcd on loopback;
+# chromium: the web console's browser tests).
+DEB_TOOLS := skopeo gnupg curl etcd-server chromium
 
-.PHONY: all build run test test-unit test-race integration reliability soak lint fuzz bench deps clean
+.PHONY: all build run test test-unit test-race integration reliability soak lint fuzz bench bench-scale deps clean
 
 all: build
 
@@ -29,6 +37,8 @@ deps:
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v gpg >/dev/null || missing="$$missing gnupg"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -36,6 +46,10 @@ deps:
 	fi
 	@command -v cosign >/dev/null || test -x "$$($(GO) env GOPATH)/bin/cosign" || \
 		{ echo "installing: cosign $(COSIGN_VERSION) (a few minutes)"; GOFLAGS=-trimpath CGO_ENABLED=0 $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN_VERSION); }
+	@command -v minio >/dev/null || test -x "$$($(GO) env GOPATH)/bin/minio" || \
+		{ echo "installing: minio $(MINIO_VERSION) (a few minutes)"; GOFLAGS=-trimpath CGO_ENABLED=0 $(GO) install github.com/minio/minio@$(MINIO_VERSION); }
+	@test -x "$$($(GO) env GOPATH)/bin/registry" || \
+		{ echo "installing: distribution registry $(DISTRIBUTION_VERSION)"; GOFLAGS=-trimpath CGO_ENABLED=0 $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION); }
 
 test: deps
 	$(GO) vet -tags $(TAGS) ./...
@@ -83,10 +97,17 @@ FUZZ_TARGETS := \
 	./gpg/:FuzzVerify \
 	./gpg/payload/:FuzzParseUntrusted \
 	./signaturestore/boltstore/:FuzzDecodeRecord \
+	./registry/:FuzzFastRoute \
+	./registry/:FuzzFastV2Need \
+	./registry/:FuzzAccessLine \
+	./internal/refname/:FuzzGrammar \
+	./extensions/:FuzzIsSHA256Digest \
 	./auth/:FuzzParseAuthorization \
 	./auth/:FuzzAuthenticate \
 	./cosign/:FuzzParseUntrusted \
-	./lookaside/:FuzzParseImageDir
+	./lookaside/:FuzzParseImageDir \
+	./containerspolicy/:FuzzParse \
+	./proxy/:FuzzParseChallenge
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
@@ -94,12 +115,29 @@ fuzz:
 		$(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-# Each benchmark runs its baseline in the same process, so compare ratios,
-# not absolute numbers. BENCHCOUNT=3 or more for medians.
+# make bench: the side-by-side harness (bench/, README "Performance"):
+# Signet against nginx, the stock distribution registry binary and a
+# naive bbolt server, pinned to separate cores, medians of BENCH_RUNS
+# runs; it installs wrk, nginx and the registry binary when missing and
+# writes bench/results/latest.md. Then the in-process Go benchmarks
+# (store, verifier, hot read paths), each with its baseline in the same
+# process: compare ratios, not absolute numbers.
+BENCH_RUNS ?= 3
+BENCH_DURATION ?= 10s
 BENCHCOUNT ?= 1
 bench:
+	$(GO) run ./bench -runs $(BENCH_RUNS) -duration $(BENCH_DURATION)
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 2000x -count $(BENCHCOUNT) ./signaturestore/boltstore/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -count $(BENCHCOUNT) ./gpg/ ./gpg/payload/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench Hot -benchtime 20000x -count $(BENCHCOUNT) ./registry/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench Proxy -benchtime 200x -count $(BENCHCOUNT) ./registry/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench '^BenchmarkConsole' -benchtime 50x -count $(BENCHCOUNT) ./registry/
+
+# make bench-scale: 1,000 against 1,000,000 signatures (GET p99, bytes
+# per signature, RSS, cold start); writes bench/results/scale.md.
+SCALE_SIGNATURES ?= 1000000
+bench-scale:
+	$(GO) run ./bench -scale -scale-signatures $(SCALE_SIGNATURES) -runs $(BENCH_RUNS) -duration $(BENCH_DURATION)
 
 clean:
 	rm -rf bin

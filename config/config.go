@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -47,6 +48,70 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Auth configures who may do what.
 	Auth Auth `yaml:"auth"`
+	// Registry configures where /v2/ is served from.
+	Registry Registry `yaml:"registry"`
+}
+
+// Registry configures the /v2/ registry: the embedded one, or an existing
+// registry Signet fronts.
+type Registry struct {
+	// Upstream, once its URL is set, makes Signet a proxy in front of
+	// that registry instead of serving the embedded one (proxy mode).
+	// Its fields are overridden by SIGNET_REGISTRY_UPSTREAM_<FIELD>.
+	Upstream Upstream `yaml:"upstream"`
+}
+
+// Upstream auth modes.
+const (
+	UpstreamAuthSignet      = "signet"
+	UpstreamAuthPassthrough = "passthrough"
+)
+
+// Upstream configures proxy mode.
+type Upstream struct {
+	// URL of the registry to front: http:// or https://, host and port,
+	// no path. Empty: the embedded registry (serve --upstream sets it).
+	URL string `yaml:"url"`
+	// Auth is "signet" (Signet's users file decides every request and
+	// Signet talks to the upstream with the service credentials below)
+	// or "passthrough" (each client's Authorization goes upstream
+	// unchanged and the upstream decides; signature writes need a push
+	// grant upstream, reads a pull grant).
+	Auth string `yaml:"auth"`
+	// CAFile adds PEM CA certificates for the upstream's TLS certificate
+	// to the system roots.
+	CAFile string `yaml:"caFile"`
+	// InsecureSkipVerify turns off TLS verification of the upstream
+	// (testing only).
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	// Username and PasswordFile are the service credentials: Basic, or
+	// exchanged for Bearer tokens when the upstream uses a token
+	// service. Used for every forwarded request in signet mode, and in
+	// both modes for the existence sweep. Empty: anonymous.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"passwordFile"`
+	// ConnectTimeout bounds dialing the upstream and the TLS handshake.
+	ConnectTimeout time.Duration `yaml:"connectTimeout"`
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers after a request is sent. Bodies have no time limit.
+	ResponseHeaderTimeout time.Duration `yaml:"responseHeaderTimeout"`
+	// CheckTimeout bounds each of Signet's own requests to the upstream
+	// (existence and permission checks, readiness).
+	CheckTimeout time.Duration `yaml:"checkTimeout"`
+	// CacheTTL is how long manifest existence answers, passthrough pull
+	// grants and cached manifests are kept. 0 caches nothing.
+	CacheTTL time.Duration `yaml:"cacheTTL"`
+	// CacheEntries bounds the existence and pull-grant caches, each.
+	CacheEntries int `yaml:"cacheEntries"`
+	// ManifestCacheBytes bounds the cache of manifests by digest; 0
+	// turns it off.
+	ManifestCacheBytes int64 `yaml:"manifestCacheBytes"`
+	// SweepInterval is how often a page of signed images is re-checked
+	// upstream, to hide the signatures of manifests deleted there; 0
+	// turns the sweep off.
+	SweepInterval time.Duration `yaml:"sweepInterval"`
+	// SweepBatch is how many images one sweep tick checks at most.
+	SweepBatch int `yaml:"sweepBatch"`
 }
 
 // Auth configures authentication and authorization.
@@ -100,6 +165,70 @@ type Storage struct {
 	// the signature database (DataDir/signatures.db). Default
 	// ./signet-data.
 	DataDir string `yaml:"dataDir"`
+	// Backend keeps signatures, their verification status, the
+	// manifest-delete journal and the referrers index: "bbolt" (one
+	// file, DataDir/signatures.db, one server) or "etcd" (shared by
+	// several replicas; see Etcd).
+	Backend string `yaml:"backend"`
+	// Etcd configures the etcd backend.
+	Etcd Etcd `yaml:"etcd"`
+	// Registry chooses distribution's storage driver for blobs and
+	// manifests.
+	Registry RegistryStorage `yaml:"registry"`
+}
+
+// Storage backends.
+const (
+	BackendBolt = "bbolt"
+	BackendEtcd = "etcd"
+)
+
+// Etcd configures the etcd signature backend. Its fields are overridden by
+// SIGNET_STORAGE_ETCD_<FIELD>; endpoints take a comma-separated list.
+type Etcd struct {
+	// Endpoints are the etcd client URLs, e.g. https://etcd-1:2379.
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is put before every key, so that several installations
+	// can share one etcd: it must end in "/", and two installations'
+	// prefixes must not nest.
+	Prefix string `yaml:"prefix"`
+	// CAFile verifies etcd's TLS certificate (PEM); with it, or with
+	// certFile, Signet connects with TLS.
+	CAFile string `yaml:"caFile"`
+	// CertFile and KeyFile are a TLS client certificate (PEM).
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// Username and PasswordFile authenticate with etcd's own users
+	// (etcdctl user add); the file holds the password.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"passwordFile"`
+	// DialTimeout bounds connecting to etcd.
+	DialTimeout time.Duration `yaml:"dialTimeout"`
+	// RequestTimeout bounds every store operation; past it the request
+	// is answered 503 UNAVAILABLE.
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
+}
+
+// Storage drivers for blobs and manifests.
+const (
+	DriverFilesystem = "filesystem"
+	DriverS3         = "s3"
+)
+
+// RegistryStorage passes a storage driver configuration through to the
+// embedded distribution registry.
+type RegistryStorage struct {
+	// Driver is "filesystem" (DataDir/registry, the default) or "s3"
+	// (S3 and S3-compatible object stores: distribution's s3-aws
+	// driver).
+	Driver string `yaml:"driver"`
+	// Parameters go to the driver unchanged, with distribution's names
+	// (for s3: bucket, region, regionendpoint, forcepathstyle, secure,
+	// rootdirectory, accesskey, secretkey, chunksize, …). The
+	// filesystem driver takes none. Not settable from the environment;
+	// S3 credentials can come from AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY instead of accesskey and secretkey.
+	Parameters map[string]any `yaml:"parameters"`
 }
 
 // Signatures bounds the signature extension API.
@@ -148,7 +277,18 @@ func Default() Config {
 			MaxInFlight:       1024,
 			MaxUploadBytes:    10 << 30,
 		},
-		Storage: Storage{DataDir: "./signet-data"},
+		Storage: Storage{
+			DataDir: "./signet-data",
+			Backend: BackendBolt,
+			Etcd: Etcd{
+				// Empty rather than nil, so --print-config shows the key.
+				Endpoints:      []string{},
+				Prefix:         "/signet/",
+				DialTimeout:    5 * time.Second,
+				RequestTimeout: 5 * time.Second,
+			},
+			Registry: RegistryStorage{Driver: DriverFilesystem, Parameters: map[string]any{}},
+		},
 		Signatures: Signatures{
 			MaxBodyBytes:     ClientListLimit,
 			MaxPerImage:      64,
@@ -158,6 +298,17 @@ func Default() Config {
 		},
 		Log:  Log{Level: "info", Format: "text", AccessLog: true},
 		Auth: Auth{ReloadInterval: 2 * time.Second},
+		Registry: Registry{Upstream: Upstream{
+			Auth:                  UpstreamAuthSignet,
+			ConnectTimeout:        10 * time.Second,
+			ResponseHeaderTimeout: 5 * time.Minute,
+			CheckTimeout:          10 * time.Second,
+			CacheTTL:              30 * time.Second,
+			CacheEntries:          100000,
+			ManifestCacheBytes:    64 * MiB,
+			SweepInterval:         time.Minute,
+			SweepBatch:            100,
+		}},
 	}
 }
 
@@ -207,6 +358,7 @@ func (c Config) Validate() error {
 	if c.Storage.DataDir == "" {
 		errs = append(errs, errors.New("storage.dataDir: must not be empty"))
 	}
+	errs = append(errs, c.Storage.validate()...)
 	s := c.Signatures
 	if s.MaxBodyBytes < 1024 || s.MaxBodyBytes > ClientListLimit {
 		errs = append(errs, fmt.Errorf("signatures.maxBodyBytes: must be between 1024 and %d", ClientListLimit))
@@ -223,6 +375,7 @@ func (c Config) Validate() error {
 	if _, err := repoglob.CompileSet(s.ExternalRepositories); err != nil {
 		errs = append(errs, fmt.Errorf("signatures.externalRepositories: %w", err))
 	}
+	errs = append(errs, c.Registry.Upstream.validate()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -234,6 +387,98 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+func (u Upstream) validate() []error {
+	var errs []error
+	if u.URL != "" {
+		if err := checkUpstreamURL(u.URL); err != nil {
+			errs = append(errs, fmt.Errorf("registry.upstream.url: %w", err))
+		}
+	}
+	if u.Auth != UpstreamAuthSignet && u.Auth != UpstreamAuthPassthrough {
+		errs = append(errs, fmt.Errorf("registry.upstream.auth: %q is not signet or passthrough", u.Auth))
+	}
+	if (u.Username == "") != (u.PasswordFile == "") {
+		errs = append(errs, errors.New("registry.upstream: username and passwordFile go together"))
+	}
+	if u.ConnectTimeout <= 0 || u.ResponseHeaderTimeout <= 0 || u.CheckTimeout <= 0 {
+		errs = append(errs, errors.New("registry.upstream: connectTimeout, responseHeaderTimeout and checkTimeout must be positive"))
+	}
+	if u.CacheTTL < 0 || u.SweepInterval < 0 {
+		errs = append(errs, errors.New("registry.upstream: cacheTTL and sweepInterval must not be negative"))
+	}
+	if u.SweepInterval > 0 && u.SweepInterval < time.Second {
+		errs = append(errs, errors.New("registry.upstream.sweepInterval: at least 1s, or 0 to turn the sweep off"))
+	}
+	if u.CacheEntries < 1 || u.SweepBatch < 1 || u.ManifestCacheBytes < 0 {
+		errs = append(errs, errors.New("registry.upstream: cacheEntries and sweepBatch must be at least 1, manifestCacheBytes not negative"))
+	}
+	return errs
+}
+
+// checkUpstreamURL accepts http(s)://host[:port] with nothing else: the
+// distribution API always lives at /v2/, and credentials belong in
+// username and passwordFile.
+func checkUpstreamURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: scheme must be http or https", raw)
+	case u.Hostname() == "":
+		return fmt.Errorf("%q: no host", raw)
+	case u.User != nil:
+		return fmt.Errorf("%q: put credentials in username and passwordFile", raw)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q: no path, query or fragment (the registry API lives at /v2/)", raw)
+	}
+	return nil
+}
+
+func (st Storage) validate() []error {
+	var errs []error
+	switch st.Backend {
+	case BackendBolt:
+	case BackendEtcd:
+		e := st.Etcd
+		if len(e.Endpoints) == 0 {
+			errs = append(errs, errors.New("storage.etcd.endpoints: the etcd backend needs at least one endpoint"))
+		}
+		for _, ep := range e.Endpoints {
+			if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("storage.etcd.endpoints: %q is not an http:// or https:// URL", ep))
+			}
+		}
+		if (e.CertFile == "") != (e.KeyFile == "") {
+			errs = append(errs, errors.New("storage.etcd: certFile and keyFile go together"))
+		}
+		if (e.Username == "") != (e.PasswordFile == "") {
+			errs = append(errs, errors.New("storage.etcd: username and passwordFile go together"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.backend: %q is not %s or %s", st.Backend, BackendBolt, BackendEtcd))
+	}
+	if p := st.Etcd.Prefix; p == "" || !strings.HasSuffix(p, "/") || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		errs = append(errs, fmt.Errorf("storage.etcd.prefix: %q must be printable ASCII without spaces and end in \"/\"", p))
+	}
+	if st.Etcd.DialTimeout <= 0 || st.Etcd.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("storage.etcd: dialTimeout and requestTimeout must be positive"))
+	}
+	switch st.Registry.Driver {
+	case DriverFilesystem:
+		if len(st.Registry.Parameters) > 0 {
+			errs = append(errs, errors.New("storage.registry.parameters: the filesystem driver takes none (it stores under storage.dataDir/registry)"))
+		}
+	case DriverS3:
+		if b, _ := st.Registry.Parameters["bucket"].(string); b == "" {
+			errs = append(errs, errors.New("storage.registry.parameters.bucket: the s3 driver needs a bucket"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("storage.registry.driver: %q is not %s or %s", st.Registry.Driver, DriverFilesystem, DriverS3))
+	}
+	return errs
 }
 
 // maxFileBytes bounds the configuration file we are willing to read.
@@ -287,8 +532,9 @@ func EnvName(section, field string) string {
 	return "SIGNET_" + strings.ToUpper(section) + "_" + strings.ToUpper(field)
 }
 
-// applyEnv walks the two-level struct and applies SIGNET_SECTION_FIELD
-// overrides, using the YAML key names.
+// applyEnv walks the sections and applies SIGNET_SECTION_FIELD overrides
+// (SIGNET_SECTION_SUB_FIELD inside a nested section), using the YAML key
+// names.
 func applyEnv(cfg *Config, getenv func(string) string) error {
 	root := reflect.ValueOf(cfg).Elem()
 	var errs []error
@@ -302,6 +548,19 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		for j := 0; j < sv.NumField(); j++ {
 			ff := sv.Type().Field(j)
 			name := EnvName(section, yamlName(ff))
+			if fv := sv.Field(j); fv.Kind() == reflect.Struct {
+				// A nested section (registry.upstream):
+				// SIGNET_REGISTRY_UPSTREAM_URL and so on.
+				for k := 0; k < fv.NumField(); k++ {
+					nested := name + "_" + strings.ToUpper(yamlName(fv.Type().Field(k)))
+					if val := getenv(nested); val != "" {
+						if err := setScalar(fv.Field(k), val); err != nil {
+							errs = append(errs, fmt.Errorf("%s: %w", nested, err))
+						}
+					}
+				}
+				continue
+			}
 			val := getenv(name)
 			if val == "" {
 				continue

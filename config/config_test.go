@@ -171,3 +171,56 @@ func TestExternalRepositories(t *testing.T) {
 		})
 	}
 }
+
+func TestUpstream(t *testing.T) {
+	file := "version: 1\nregistry:\n  upstream:\n    url: https://registry.internal:5000\n    auth: passthrough\n    cacheTTL: 10s\n"
+	cfg, err := Load(writeFile(t, file), env(map[string]string{
+		"SIGNET_REGISTRY_UPSTREAM_SWEEPINTERVAL":      "5m",
+		"SIGNET_REGISTRY_UPSTREAM_USERNAME":           "signet",
+		"SIGNET_REGISTRY_UPSTREAM_PASSWORDFILE":       "/run/secrets/upstream",
+		"SIGNET_REGISTRY_UPSTREAM_INSECURESKIPVERIFY": "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Registry.Upstream
+	if u.URL != "https://registry.internal:5000" || u.Auth != UpstreamAuthPassthrough || u.CacheTTL != 10*time.Second {
+		t.Errorf("file not applied: %+v", u)
+	}
+	if u.SweepInterval != 5*time.Minute || u.Username != "signet" || u.PasswordFile != "/run/secrets/upstream" || !u.InsecureSkipVerify {
+		t.Errorf("environment not applied: %+v", u)
+	}
+	if u.ConnectTimeout != Default().Registry.Upstream.ConnectTimeout {
+		t.Errorf("default lost: %+v", u)
+	}
+	if d := Default().Registry.Upstream; d.URL != "" || d.Auth != UpstreamAuthSignet {
+		t.Errorf("default is not the embedded registry with signet auth: %+v", d)
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"ftp", map[string]string{"SIGNET_REGISTRY_UPSTREAM_URL": "ftp://x"}, "scheme"},
+		{"path", map[string]string{"SIGNET_REGISTRY_UPSTREAM_URL": "http://x/v2"}, "no path"},
+		{"user info", map[string]string{"SIGNET_REGISTRY_UPSTREAM_URL": "https://u:p@x"}, "credentials"},
+		{"no host", map[string]string{"SIGNET_REGISTRY_UPSTREAM_URL": "http://"}, "no host"},
+		{"auth mode", map[string]string{"SIGNET_REGISTRY_UPSTREAM_AUTH": "token"}, "registry.upstream.auth"},
+		{"user alone", map[string]string{"SIGNET_REGISTRY_UPSTREAM_USERNAME": "u"}, "go together"},
+		{"zero timeout", map[string]string{"SIGNET_REGISTRY_UPSTREAM_CHECKTIMEOUT": "0s"}, "must be positive"},
+		{"fast sweep", map[string]string{"SIGNET_REGISTRY_UPSTREAM_SWEEPINTERVAL": "10ms"}, "sweepInterval"},
+		{"no entries", map[string]string{"SIGNET_REGISTRY_UPSTREAM_CACHEENTRIES": "0"}, "cacheEntries"},
+		{"bad duration", map[string]string{"SIGNET_REGISTRY_UPSTREAM_CACHETTL": "soon"}, "SIGNET_REGISTRY_UPSTREAM_CACHETTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("", env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want mention of %q", err, tt.want)
+			}
+		})
+	}
+}

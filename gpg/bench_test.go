@@ -1,6 +1,9 @@
 package gpg_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"go.podman.io/image/v5/signature"
@@ -52,6 +55,34 @@ func BenchmarkVerify(b *testing.B) {
 			for b.Loop() {
 				if _, _, err := m.Verify(sig); err != nil {
 					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+		b.Run(s.name+"/gnupg-subprocess", func(b *testing.B) {
+			// What a shell script or an exec-based verifier pays: one
+			// gpg --verify process per signature, keyring on disk.
+			if _, err := exec.LookPath("gpg"); err != nil {
+				b.Skip("gpg is not installed (make bench installs it)")
+			}
+			home, err := os.MkdirTemp("", "gpgb")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer os.RemoveAll(home)
+			sigFile, keyFile := filepath.Join(home, "sig"), filepath.Join(home, "key.gpg")
+			if err := os.WriteFile(sigFile, sig, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			if out, err := exec.Command("gpg", "--homedir", home, "--batch", "--quiet", "--import", keyFile).CombinedOutput(); err != nil {
+				b.Fatalf("gpg --import: %v\n%s", err, out)
+			}
+			for b.Loop() {
+				if out, err := exec.Command("gpg", "--homedir", home, "--batch", "--quiet", "--verify", sigFile).CombinedOutput(); err != nil {
+					b.Fatalf("gpg --verify: %v\n%s", err, out)
 				}
 			}
 			report(b)

@@ -27,6 +27,9 @@ type v2Need struct {
 // v2Needs classifies a /v2/ request with distribution's own route table,
 // so the repository name is parsed exactly as the embedded app parses it.
 func (s *Server) v2Needs(r *http.Request) v2Need {
+	if need, ok := fastV2Need(r); ok {
+		return need
+	}
 	var match mux.RouteMatch
 	if !s.v2routes.Match(r, &match) || match.Route == nil {
 		// Unknown path or method: the app answers 404/405, which says
@@ -63,8 +66,9 @@ func (s *Server) guardV2(next http.Handler) http.Handler {
 	next = s.storageFull(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		need := s.v2Needs(r)
-		setRouteName(r, need.route)
-		if s.auth != nil {
+		setRouteName(w, need.route)
+		// In passthrough mode the upstream decides /v2/ itself.
+		if s.auth != nil && !s.upstream.isPassthrough() {
 			if need.base {
 				// Container clients send credentials only after a 401
 				// on the ping, so the ping refuses anonymous callers

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,47 @@ type Metrics struct {
 	latency     *prometheus.HistogramVec
 	commitTime  prometheus.Histogram
 	commitBatch prometheus.Histogram
+	// caches reports the read caches; the server sets it once built.
+	caches atomic.Pointer[func() []cacheStat]
+}
+
+// cacheStat is one read cache's counters for /metrics.
+type cacheStat struct {
+	name         string
+	hits, misses uint64
+	entries      int
+	bytes        int64
+}
+
+// cacheCollector exports the read caches: signet_cache_hits_total,
+// signet_cache_misses_total, signet_cache_entries, signet_cache_bytes.
+type cacheCollector struct{ m *Metrics }
+
+var (
+	cacheHitsDesc    = prometheus.NewDesc("signet_cache_hits_total", "Read cache hits.", []string{"cache"}, nil)
+	cacheMissesDesc  = prometheus.NewDesc("signet_cache_misses_total", "Read cache misses.", []string{"cache"}, nil)
+	cacheEntriesDesc = prometheus.NewDesc("signet_cache_entries", "Entries held by a read cache.", []string{"cache"}, nil)
+	cacheBytesDesc   = prometheus.NewDesc("signet_cache_bytes", "Bytes (as accounted) held by a read cache.", []string{"cache"}, nil)
+)
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheHitsDesc
+	ch <- cacheMissesDesc
+	ch <- cacheEntriesDesc
+	ch <- cacheBytesDesc
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.m.caches.Load()
+	if f == nil {
+		return
+	}
+	for _, s := range (*f)() {
+		ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, float64(s.hits), s.name)
+		ch <- prometheus.MustNewConstMetric(cacheMissesDesc, prometheus.CounterValue, float64(s.misses), s.name)
+		ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(s.entries), s.name)
+		ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, float64(s.bytes), s.name)
+	}
 }
 
 // NewMetrics registers the collectors on reg. count reports the number of
@@ -53,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer, count func(context.Context) (int64, e
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commitTime, m.commitBatch, stored} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.commitTime, m.commitBatch, stored, cacheCollector{m}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

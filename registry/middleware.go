@@ -18,6 +18,8 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// route is the matched route's name (setRouteName).
+	route string
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -84,29 +86,32 @@ func redactAuthorization(h string) string {
 	return scheme + " [redacted]"
 }
 
-// routeNamer is filled in by the router with the matched route's name.
-type routeNamer struct{ name string }
-
 // instrument is the outermost middleware: capability header, access log
 // and metrics.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w.Header().Set(SupportsSignaturesHeader, "1")
+		// Assigned, not Set: one shared value slice, never modified.
+		w.Header()[SupportsSignaturesHeader] = s.supportsSignatures
 		rec := &recorder{ResponseWriter: w}
-		rn := &routeNamer{}
-		next.ServeHTTP(rec, r.WithContext(withRouteNamer(r.Context(), rn)))
+		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
 		elapsed := time.Since(start)
-		name := rn.name
+		name := rec.route
 		if name == "" {
 			name = routeOf(r.URL.Path)
 		}
 		s.metrics.observeRequest(name, r.Method, rec.status, elapsed)
-		if s.accessLog {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		if s.accessLog && s.accessText != nil {
+			s.accessText.log(start.Add(elapsed), accessEntry{
+				method: r.Method, path: r.URL.Path, route: name, status: rec.status, bytes: rec.bytes,
+				duration: elapsed, remote: r.RemoteAddr, userAgent: r.UserAgent(),
+				authorization: redactAuthorization(r.Header.Get("Authorization")),
+			})
+		} else if s.accessLog {
+			s.accessLogger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.String("route", name),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/extensions"
+	"github.com/signet-registry/signet/internal/gencache"
 	"github.com/signet-registry/signet/internal/keylock"
 	"github.com/signet-registry/signet/internal/repoglob"
 	"github.com/signet-registry/signet/internal/reqctx"
@@ -59,8 +61,21 @@ type Options struct {
 	// allowed (the embedded defaults, bound to loopback).
 	Authorizer Authorizer
 	Logger     *slog.Logger
+	// AccessLogger receives the access log when log.accessLog is on;
+	// nil means Logger. serve gives it a batching writer (logbuf).
+	AccessLogger *slog.Logger
+	// SharedStore says other processes write to Store (several
+	// replicas on etcd): the read caches then serve only while
+	// ExtendCaches keeps them on, which the store's change feed does.
+	SharedStore bool
+	// AccessLogText, when set, receives the access log in slog's text
+	// format, written directly (accesslog.go) instead of AccessLogger.
+	AccessLogText io.Writer
 	// ReferrersPageSize bounds one referrers response; 0 means 500.
 	ReferrersPageSize int
+	// ConsoleUsers lets users log in to the web console (/ui/); nil
+	// with an Authorizer keeps the console closed (consoledata.go).
+	ConsoleUsers ConsoleUsers
 }
 
 // Server is the whole HTTP application.
@@ -68,10 +83,16 @@ type Server struct {
 	log       *slog.Logger
 	audit     *slog.Logger
 	accessLog bool
-	metrics   *Metrics
-	journal   signaturestore.DeleteJournal
-	referrers signaturestore.ReferrersIndex
-	snapshots Snapshotter
+	// accessLogger writes the access log (Options.AccessLogger), or
+	// accessText does (Options.AccessLogText).
+	accessLogger *slog.Logger
+	accessText   *textAccessLog
+	// supportsSignatures is the X-Registry-Supports-Signatures value.
+	supportsSignatures []string
+	metrics            *Metrics
+	journal            signaturestore.DeleteJournal
+	referrers          signaturestore.ReferrersIndex
+	snapshots          Snapshotter
 	// registryRoot is DataDir/registry, synced after manifest deletes.
 	registryRoot string
 	// referrersPage bounds one referrers response.
@@ -83,8 +104,16 @@ type Server struct {
 	v2routes      *mux.Router
 	maxUpload     int64
 	sigs          *extensions.Handler
+	ui            *consoleUI
+	// The read caches (caches.go).
+	lists         *gencache.Cache[*extensions.List]
+	existCache    *gencache.Cache[struct{}]
+	manifestCache *gencache.Cache[*cachedManifest]
 	ready         atomic.Bool
 	handler       http.Handler
+	// upstream is proxy mode (upstream.go); nil serves the embedded
+	// registry.
+	upstream *upstream
 }
 
 // RegistryRoot is where blobs and manifests live under the data directory.
@@ -100,6 +129,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.AccessLogger == nil {
+		opts.AccessLogger = opts.Logger
+	}
+	var accessText *textAccessLog
+	if opts.AccessLogText != nil {
+		accessText = newTextAccessLog(opts.AccessLogText)
+	}
 	cfg := opts.Config
 	root := RegistryRoot(cfg.Storage.DataDir)
 	if err := os.MkdirAll(root, 0o750); err != nil {
@@ -109,38 +145,55 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, err := newApp(ctx, root, secret)
+	blobs := blobStorageFor(cfg.Storage, root)
+	app, err := newApp(ctx, blobs, secret)
 	if err != nil {
 		return nil, err
 	}
-	manifests, err := newManifestIndex(ctx, root)
+	manifests, err := newManifestIndex(ctx, blobs)
 	if err != nil {
 		return nil, err
 	}
+	up, err := newUpstream(cfg, opts.Store, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	lists := gencache.New[*extensions.List](listCacheEntries, listCacheBytes)
+	// Every writer in the server goes through store, so every change
+	// invalidates the cached list of its image.
+	store := &notifyingStore{Store: opts.Store, changed: func(k signaturestore.ImageKey) { lists.Invalidate(k.String()) }}
 	s := &Server{
-		log:           opts.Logger,
-		audit:         opts.Logger.With("log", "audit"),
-		accessLog:     cfg.Log.AccessLog,
-		metrics:       opts.Metrics,
-		journal:       opts.Store,
-		referrers:     opts.Store,
-		referrersPage: opts.ReferrersPageSize,
-		snapshots:     opts.Store,
-		registryRoot:  root,
-		manifests:     manifests,
-		locks:         keylock.New(256),
-		auth:          opts.Authorizer,
-		app:           app,
-		v2routes:      v2.RouterWithPrefix(""),
-		maxUpload:     cfg.Server.MaxUploadBytes,
+		log:                opts.Logger,
+		audit:              opts.Logger.With("log", "audit"),
+		accessLog:          cfg.Log.AccessLog,
+		accessLogger:       opts.AccessLogger,
+		accessText:         accessText,
+		supportsSignatures: []string{"1"},
+		metrics:            opts.Metrics,
+		journal:            store,
+		referrers:          store,
+		referrersPage:      opts.ReferrersPageSize,
+		snapshots:          store,
+		lists:              lists,
+		existCache:         gencache.New[struct{}](existCacheEntries, existCacheEntries*128),
+		manifestCache:      gencache.New[*cachedManifest](manifestCacheEntries, manifestCacheBytes),
+		registryRoot:       root,
+		manifests:          manifests,
+		locks:              keylock.New(256),
+		auth:               up.authorizer(opts.Authorizer),
+		upstream:           up,
+		app:                app,
+		v2routes:           v2.RouterWithPrefix(""),
+		maxUpload:          cfg.Server.MaxUploadBytes,
 	}
 	external, err := repoglob.CompileSet(cfg.Signatures.ExternalRepositories)
 	if err != nil {
 		return nil, fmt.Errorf("signatures.externalRepositories: %w", err)
 	}
 	s.sigs, err = extensions.NewHandler(extensions.Options{
-		Store:        opts.Store,
-		Manifests:    manifests,
+		Store:        store,
+		Manifests:    up.checker(&existenceCache{next: manifests, cache: s.existCache}),
+		Lists:        lists,
 		Locks:        s.locks,
 		MaxBodyBytes: cfg.Signatures.MaxBodyBytes,
 		Logger:       opts.Logger,
@@ -153,13 +206,24 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if s.referrersPage <= 0 {
 		s.referrersPage = defaultReferrersPage
 	}
+	if s.ui, err = newConsoleUI(ctx, s, opts); err != nil {
+		return nil, err
+	}
+	stats := s.cacheStats
+	s.metrics.caches.Store(&stats)
+	if opts.SharedStore {
+		s.lists.RequireLease()
+		s.existCache.RequireLease()
+		s.manifestCache.RequireLease()
+	}
 	if err := s.recoverDeletes(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.recoverReferrers(ctx); err != nil {
 		return nil, fmt.Errorf("recover referrers index: %w", err)
 	}
-	s.handler = s.instrument(s.limitInFlight(cfg.Server.MaxInFlight, s.router(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))))
+	s.handler = s.instrument(s.limitInFlight(cfg.Server.MaxInFlight, up.withCredentials(s.router(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))))
+	up.start()
 	s.ready.Store(true)
 	return s, nil
 }
@@ -173,30 +237,32 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // Close stops the embedded registry's background work.
 func (s *Server) Close() error {
+	s.upstream.close()
 	if err := s.app.Shutdown(); err != nil {
 		return fmt.Errorf("shut down embedded registry: %w", err)
 	}
 	return nil
 }
 
-type ctxKey int
-
-const routeNamerKey ctxKey = 0
-
-func withRouteNamer(ctx context.Context, rn *routeNamer) context.Context {
-	return context.WithValue(ctx, routeNamerKey, rn)
-}
-
-func setRouteName(r *http.Request, name string) {
-	if rn, ok := r.Context().Value(routeNamerKey).(*routeNamer); ok {
-		rn.name = name
+// setRouteName names the matched route for the access log and metrics,
+// on the recorder instrument put around the response.
+func setRouteName(w http.ResponseWriter, name string) {
+	for {
+		switch x := w.(type) {
+		case *recorder:
+			x.route = name
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
 	}
 }
 
 // router builds the route table into a mux router. /v2/ goes to the
 // embedded registry behind the manifest-delete hook.
 func (s *Server) router(metrics http.Handler) http.Handler {
-	m := mux.NewRouter().SkipClean(true)
 	handlers := map[string]func(http.ResponseWriter, *http.Request){
 		RouteSignaturesGet: func(w http.ResponseWriter, r *http.Request) {
 			v := mux.Vars(r)
@@ -237,19 +303,30 @@ func (s *Server) router(metrics http.Handler) http.Handler {
 		RouteReadyz:  s.readyz,
 		RouteMetrics: metrics.ServeHTTP,
 	}
-	for _, rt := range routeTable() {
-		m.Handle(rt.path, s.guard(rt, handlers[rt.name])).Methods(rt.method).Name(rt.name)
+	if s.upstream != nil {
+		// Proxy mode: the upstream serves the referrers API too.
+		handlers[RouteReferrers] = s.upstream.proxy.ServeHTTP
 	}
-	m.PathPrefix("/v2").Handler(s.guardV2(s.withReferrers(s.withManifestDeletes(s.app)))).Name(RouteV2)
-	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		errcode.Write(w, errcode.NotFound.WithDetail(nil))
-	})
-	m.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		errcode.Write(w, errcode.MethodNotAllowed.WithDetail(nil))
-	})
+	guarded := make(map[string]http.Handler)
+	for _, rt := range routeTable() {
+		guarded[rt.name] = s.guard(rt, handlers[rt.name])
+	}
+	guarded[RouteUI] = s.ui
+	guarded[RouteV2] = s.guardV2(s.ui.observe(s.withReferrers(s.withManifestDeletes(s.withManifestCache(s.app)))))
+	if s.upstream != nil {
+		guarded[RouteV2] = s.guardV2(s.upstreamV2())
+	}
+	m := routeMux(guarded)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !canonicalPath(r.URL.Path) {
 			errcode.Write(w, errcode.NotFound.WithMessage("path %q is not canonical", truncatePath(r.URL.Path)))
+			return
+		}
+		if name, vars, ok := fastRoute(r); ok {
+			if vars != nil {
+				r = mux.SetURLVars(r, vars)
+			}
+			guarded[name].ServeHTTP(w, r)
 			return
 		}
 		m.ServeHTTP(w, r)
@@ -263,10 +340,28 @@ func truncatePath(p string) string {
 	return p
 }
 
+// routeMux routes the route table, the console and /v2 to handlers (by
+// route name). fastRoute must agree with it.
+func routeMux(handlers map[string]http.Handler) *mux.Router {
+	m := mux.NewRouter().SkipClean(true)
+	for _, rt := range routeTable() {
+		m.Handle(rt.path, handlers[rt.name]).Methods(rt.method).Name(rt.name)
+	}
+	m.PathPrefix("/ui").Handler(handlers[RouteUI]).Name(RouteUI)
+	m.PathPrefix("/v2").Handler(handlers[RouteV2]).Name(RouteV2)
+	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errcode.Write(w, errcode.NotFound.WithDetail(nil))
+	})
+	m.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		errcode.Write(w, errcode.MethodNotAllowed.WithDetail(nil))
+	})
+	return m
+}
+
 // guard names the route and decides access before the handler runs.
 func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		setRouteName(r, rt.name)
+		setRouteName(w, rt.name)
 		if rt.access != AccessNone {
 			var ok bool
 			if r, ok = s.authorize(w, r, mux.Vars(r)["name"], rt.access); !ok {
@@ -284,6 +379,10 @@ func (s *Server) digestLookup(w http.ResponseWriter, r *http.Request) {
 	dgst, err := extensions.ParseDigest(mux.Vars(r)["digest"])
 	if err != nil {
 		writeAPIError(w, err)
+		return
+	}
+	if s.upstream != nil {
+		writeAPIError(w, errNoDigestLookup)
 		return
 	}
 	repos, err := s.manifests.RepositoriesWithManifest(r.Context(), dgst)
@@ -329,7 +428,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repository st
 func (s *Server) refuse(w http.ResponseWriter, err error) {
 	apiErr := extensions.APIError(err)
 	if apiErr.Code == errcode.Unauthorized {
-		w.Header().Set("WWW-Authenticate", Challenge)
+		// Passthrough mode sends the upstream's own challenge.
+		challenge := Challenge
+		var c interface{ Challenge() string }
+		if errors.As(err, &c) && c.Challenge() != "" {
+			challenge = c.Challenge()
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	errcode.Write(w, apiErr)
 }
@@ -342,6 +447,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.journal.PendingImageDeletes(r.Context()); err != nil {
 		writeText(w, http.StatusServiceUnavailable, "signature store unavailable\n")
 		return
+	}
+	if s.upstream != nil {
+		if err := s.upstream.ready(r.Context()); err != nil {
+			writeText(w, http.StatusServiceUnavailable, "upstream registry unavailable\n")
+			return
+		}
 	}
 	writeText(w, http.StatusOK, "ready\n")
 }

@@ -46,7 +46,10 @@ func (b *syncBuffer) String() string {
 }
 
 type testEnv struct {
-	t *testing.T
+	t testing.TB
+	// srv is the handler under test, for benchmarks that call it
+	// without a network in between.
+	srv *Server
 	// hdr is sent with every request that does not set the header itself.
 	hdr   map[string]string
 	url   string
@@ -55,12 +58,12 @@ type testEnv struct {
 	cfg   config.Config
 }
 
-func newTestEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
+func newTestEnv(t testing.TB, mutate func(*config.Config)) *testEnv {
 	t.Helper()
 	return newTestEnvAuth(t, mutate, nil)
 }
 
-func newTestEnvAuth(t *testing.T, mutate func(*config.Config), auth Authorizer) *testEnv {
+func newTestEnvAuth(t testing.TB, mutate func(*config.Config), auth Authorizer) *testEnv {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Storage.DataDir = t.TempDir()
@@ -97,7 +100,7 @@ func newTestEnvAuth(t *testing.T, mutate func(*config.Config), auth Authorizer) 
 		_ = srv.Close()
 		_ = store.Close()
 	})
-	return &testEnv{t: t, url: hs.URL, store: store, logs: logs, cfg: cfg}
+	return &testEnv{t: t, srv: srv, url: hs.URL, store: store, logs: logs, cfg: cfg}
 }
 
 type response struct {

@@ -16,7 +16,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
@@ -24,19 +23,14 @@ import (
 	"github.com/signet-registry/signet/signaturestore"
 )
 
-// newApp builds distribution's registry application over filesystem
-// storage in root. It deliberately avoids distribution's registry.NewRegistry,
+// newApp builds distribution's registry application over the configured
+// storage driver (filesystem in DataDir/registry, or S3). It deliberately avoids distribution's registry.NewRegistry,
 // which forces an OpenTelemetry exporter that costs about a fifth of the
 // CPU. NewApp reports configuration problems by panicking; they are turned
 // into errors here so that serve can fail cleanly.
-func newApp(ctx context.Context, root, secret string) (app *handlers.App, err error) {
+func newApp(ctx context.Context, blobs blobStorage, secret string) (app *handlers.App, err error) {
 	cfg := &configuration.Configuration{}
-	cfg.Storage = configuration.Storage{
-		"filesystem": configuration.Parameters{"rootdirectory": root},
-		"delete":     configuration.Parameters{"enabled": true},
-		// No redirects: clients must talk to Signet for every blob.
-		"redirect": configuration.Parameters{"disable": true},
-	}
+	cfg.Storage = blobs.configuration()
 	cfg.HTTP.Secret = secret
 	cfg.Catalog.MaxEntries = 1000
 	defer func() {
@@ -104,8 +98,13 @@ type manifestIndex struct {
 	ns distribution.Namespace
 }
 
-func newManifestIndex(ctx context.Context, root string) (*manifestIndex, error) {
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+func newManifestIndex(ctx context.Context, blobs blobStorage) (*manifestIndex, error) {
+	// The same driver configuration as the app: existence answers come
+	// from where pushes went, through the driver, never from os calls.
+	drv, err := blobs.create(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open manifest index: %w", err)
+	}
 	ns, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
 	if err != nil {
 		return nil, fmt.Errorf("open manifest index: %w", err)
@@ -215,9 +214,13 @@ func (s *Server) withManifestDeletes(next http.Handler) http.Handler {
 			return
 		}
 		// The response is held back until the signatures are gone, so a
-		// client that saw 202 can never read them afterwards.
+		// client that saw 202 can never read them afterwards. The caches
+		// are dropped before the delete and again after it, so a lookup
+		// that raced with it cannot cache what it saw.
+		s.invalidateImage(key)
 		buf := &bufferedResponse{header: http.Header{}}
 		next.ServeHTTP(buf, r)
+		s.invalidateImage(key)
 		deleted := buf.status == http.StatusAccepted
 		// Settling must finish even if the client has gone away.
 		ctx := context.WithoutCancel(r.Context())

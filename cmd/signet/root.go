@@ -24,6 +24,7 @@ func NewRootCmd(getenv func(string) string) *cobra.Command {
 		newDescribeCmd(getenv),
 		newTokenCmd(getenv),
 		newCheckCmd(getenv),
+		newMigrateCmd(getenv),
 		newBackupCmd(getenv),
 		newExportCmd(getenv),
 		newImportCmd(getenv),

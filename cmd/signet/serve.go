@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,9 +19,9 @@ import (
 
 	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/internal/certreload"
+	"github.com/signet-registry/signet/internal/logbuf"
 	"github.com/signet-registry/signet/registry"
-	"github.com/signet-registry/signet/signaturestore"
-	"github.com/signet-registry/signet/signaturestore/boltstore"
+	"github.com/signet-registry/signet/signaturestore/etcdstore"
 )
 
 type serveFlags struct {
@@ -34,6 +33,7 @@ type serveFlags struct {
 	tlsKey         string
 	usersFile      string
 	allowAnonymous bool
+	upstream       string
 }
 
 func newServeCmd(getenv func(string) string) *cobra.Command {
@@ -44,7 +44,8 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 		Long: `Run the registry (/v2/), the signature extension API (/extensions/v2/),
 health checks and metrics. Without --config, built-in defaults apply:
 127.0.0.1:5000 and ./signet-data. SIGNET_SECTION_FIELD environment variables
-override the file, and flags override both.`,
+override the file, and flags override both. With --upstream, Signet fronts
+an existing registry (proxy mode) and keeps only signatures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(f.configPath, getenv)
@@ -65,6 +66,9 @@ override the file, and flags override both.`,
 			}
 			if cmd.Flags().Changed("users-file") {
 				cfg.Auth.UsersFile = f.usersFile
+			}
+			if cmd.Flags().Changed("upstream") {
+				cfg.Registry.Upstream.URL = f.upstream
 			}
 			if f.allowAnonymous {
 				cfg.Auth.AllowAnonymous = true
@@ -92,6 +96,7 @@ override the file, and flags override both.`,
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM) (overrides server.tlsKeyFile)")
 	fl.StringVar(&f.usersFile, "users-file", "", "users, tokens and grants (overrides auth.usersFile)")
 	fl.BoolVar(&f.allowAnonymous, "insecure-allow-anonymous", false, "serve without access control on a non-loopback address")
+	fl.StringVar(&f.upstream, "upstream", "", "proxy mode: front this registry (http[s]://host[:port]) instead of the embedded one (overrides registry.upstream.url)")
 	return cmd
 }
 
@@ -103,6 +108,14 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// textWriter is w when the log format is text, else nil.
+func textWriter(cfg config.Log, w io.Writer) io.Writer {
+	if cfg.Format == "json" {
+		return nil
+	}
+	return w
 }
 
 // storeOpenTimeout is how long serve waits for the signature database's
@@ -129,24 +142,15 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var store *boltstore.Store
+	var store registry.Store
 	metrics, err := registry.NewMetrics(reg, func(ctx context.Context) (int64, error) { return store.Count(ctx) })
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	store, err = boltstore.Open(filepath.Join(cfg.Storage.DataDir, "signatures.db"), boltstore.Options{
-		Limits: signaturestore.Limits{
-			MaxPerImage:      cfg.Signatures.MaxPerImage,
-			MaxBytesPerImage: cfg.Signatures.MaxBytesPerImage,
-		},
-		Observer:    metrics,
-		OpenTimeout: storeOpenTimeout,
-	})
-	if errors.Is(err, boltstore.ErrLocked) {
-		return fmt.Errorf("data directory %s is in use by another signet process; stop it or choose another --data-dir: %w", cfg.Storage.DataDir, err)
-	}
+	// storage.backend: bbolt (DataDir/signatures.db) or etcd (storeopen.go).
+	store, err = openSignatureStore(ctx, cfg, metrics, log)
 	if err != nil {
-		return fmt.Errorf("open signature store: %w", err)
+		return err
 	}
 	defer func() {
 		if err := store.Close(); err != nil {
@@ -158,18 +162,35 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The access log is batched into one write per 32 KiB or 200 ms, as
+	// nginx's access_log buffer= does: a write per request was a tenth of
+	// a signature GET. Everything else (errors, audit) is written at once.
+	accessw := logbuf.New(logw, 32<<10, 200*time.Millisecond)
+	defer accessw.Close()
 	srv, err := registry.New(ctx, registry.Options{
-		Config:     cfg,
-		Store:      store,
-		Metrics:    metrics,
-		Gatherer:   reg,
-		Logger:     log,
-		Authorizer: authorizer,
+		Config:       cfg,
+		Store:        store,
+		Metrics:      metrics,
+		Gatherer:     reg,
+		Logger:       log,
+		AccessLogger: newLogger(cfg.Log, accessw),
+		// In text format the access log skips slog (same bytes, less CPU).
+		AccessLogText: textWriter(cfg.Log, accessw),
+		Authorizer:    authorizer,
+		// The web console logs in the same users (nil without a users file).
+		ConsoleUsers: consoleUsers(authorizer),
+		// Other replicas write to an etcd store: caches follow its feed.
+		SharedStore: cfg.Storage.Backend == config.BackendEtcd,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	if es, ok := store.(*etcdstore.Store); ok {
+		feedCtx, stopFeed := context.WithCancel(ctx)
+		defer stopFeed()
+		go followChanges(feedCtx, es, srv, log)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Addr)
 	if err != nil {
@@ -197,6 +218,9 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if u := cfg.Registry.Upstream; u.URL != "" {
+		log.Info("proxy mode: /v2/ goes to the upstream registry", "upstream", u.URL, "auth", u.Auth)
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", cfg.Storage.DataDir)
 
 	select {
@@ -249,4 +273,11 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// consoleUsers is the users file's login and grant lookups for the web
+// console, or nil when there is no users file.
+func consoleUsers(a registry.Authorizer) registry.ConsoleUsers {
+	u, _ := a.(registry.ConsoleUsers)
+	return u
 }

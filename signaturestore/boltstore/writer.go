@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -72,6 +73,12 @@ func (s *Store) run() {
 	batch := make([]*request, 0, s.maxBatch)
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
+		// Let the goroutines that are already runnable queue their
+		// writes first. A channel send makes its receiver run next, so
+		// on one CPU (GOMAXPROCS=1, a pinned server) the writer would
+		// otherwise commit every request alone: measured, 1.16 requests
+		// per commit from 64 concurrent clients, and 1,700 PUT/s.
+		runtime.Gosched()
 	drain:
 		for len(batch) < s.maxBatch {
 			select {

@@ -1,0 +1,13 @@
+// Package proxy puts Signet in front of an existing registry (proxy mode):
+// it forwards /v2/ requests to the upstream, streaming, with the headers
+// registries and clients depend on preserved and the upstream's own URLs
+// turned into Signet's, and it answers Signet's questions about the
+// upstream: does a manifest exist, may these client credentials pull or
+// push, is the upstream up.
+//
+// It owns the upstream connection (transport, TLS, timeouts), the service
+// credentials with distribution's token flow, and three bounded caches:
+// manifest existence, passthrough pull grants and manifest bodies by
+// digest. It must not decide Signet's own access (the registry front does,
+// before a request reaches the proxy) and it never touches signatures.
+package proxy

@@ -1,0 +1,309 @@
+package registry
+
+import (
+	"crypto/rand"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+const (
+	dockerManifestType = "application/vnd.docker.distribution.manifest.v2+json"
+	dockerListType     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+// pushManifest pushes a manifest of mediaType by digest.
+func (e *testEnv) pushManifest(repo, mediaType, m string) string {
+	e.t.Helper()
+	d := sha([]byte(m))
+	r := e.do("PUT", "/v2/"+repo+"/manifests/"+d, strings.NewReader(m), map[string]string{"Content-Type": mediaType})
+	if r.status != http.StatusCreated {
+		e.t.Fatalf("push %s: %d %s", mediaType, r.status, r.body)
+	}
+	return d
+}
+
+// TestManifestCacheMatchesRegistry: for every kind of manifest and every
+// request shape, the answer from the cache is the registry's answer:
+// status, headers (Date aside) and body.
+func TestManifestCacheMatchesRegistry(t *testing.T) {
+	e := newTestEnv(t, nil)
+	repo := "cache/app"
+	oci := e.pushImage(repo, "v1")
+	cfg := e.pushBlob(repo, []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`))
+	layer := e.pushBlob(repo, []byte("layer"))
+	docker := e.pushManifest(repo, dockerManifestType, fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,`+
+		`"config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":%q,"size":79},`+
+		`"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":%q,"size":5}]}`, dockerManifestType, cfg, layer))
+	platform := `"platform":{"architecture":"amd64","os":"linux"}`
+	index := e.pushManifest(repo, ociIndexType, fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,%s}]}`,
+		ociIndexType, ociManifestType, oci, len(e.do("GET", "/v2/"+repo+"/manifests/"+oci, nil, map[string]string{"Accept": ociManifestType}).body), platform))
+	list := e.pushManifest(repo, dockerListType, fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d,%s}]}`,
+		dockerListType, dockerManifestType, docker, len(e.do("GET", "/v2/"+repo+"/manifests/"+docker, nil, map[string]string{"Accept": dockerManifestType}).body), platform))
+
+	all := ociManifestType + ", " + ociIndexType + ", " + dockerManifestType + ", " + dockerListType
+	shapes := []struct {
+		name   string
+		method string
+		hdr    http.Header
+	}{
+		{"get accept all", "GET", http.Header{"Accept": {all}}},
+		{"head accept all", "HEAD", http.Header{"Accept": {all}}},
+		{"get no accept", "GET", nil},
+		{"head no accept", "HEAD", nil},
+		{"get accept docker only", "GET", http.Header{"Accept": {dockerManifestType}}},
+		{"get accept oci with params", "GET", http.Header{"Accept": {ociManifestType + "; q=0.9, " + ociIndexType + ";q=0.5"}}},
+		{"get two accept headers", "GET", http.Header{"Accept": {"application/json", ociManifestType + "," + ociIndexType}}},
+		{"get accept garbage", "GET", http.Header{"Accept": {";;;,=,*/*"}}},
+		{"if-none-match quoted", "GET", http.Header{"Accept": {all}}},
+		{"if-none-match bare", "GET", nil},
+		{"if-none-match other", "GET", http.Header{"Accept": {all}, "If-None-Match": {`"sha256:0000"`}}},
+		{"head if-none-match", "HEAD", nil},
+	}
+	for _, m := range []struct{ kind, dgst string }{{"oci", oci}, {"docker", docker}, {"oci-index", index}, {"docker-list", list}} {
+		for _, shape := range shapes {
+			t.Run(m.kind+"/"+shape.name, func(t *testing.T) {
+				hdr := shape.hdr.Clone()
+				if hdr == nil {
+					hdr = http.Header{}
+				}
+				switch shape.name {
+				case "if-none-match quoted":
+					hdr.Set("If-None-Match", `"`+m.dgst+`"`)
+				case "if-none-match bare", "head if-none-match":
+					hdr.Set("If-None-Match", m.dgst)
+				}
+				path := "/v2/" + repo + "/manifests/" + m.dgst
+				e.srv.manifestCache.Purge()
+				fromRegistry := e.doHeader(shape.method, path, hdr)
+				// Fill the cache, then ask again.
+				if r := e.do("GET", path, nil, map[string]string{"Accept": all}); r.status != http.StatusOK {
+					t.Fatalf("fill: %d %s", r.status, r.body)
+				}
+				if _, ok := e.srv.manifestCache.Get(imageCacheKey(repo, mustDigest(t, m.dgst))); !ok {
+					t.Fatal("a GET by digest did not fill the cache")
+				}
+				fromCache := e.doHeader(shape.method, path, hdr)
+				if fromCache.status != fromRegistry.status || string(fromCache.body) != string(fromRegistry.body) {
+					t.Fatalf("cache answered %d %q, registry %d %q", fromCache.status, fromCache.body, fromRegistry.status, fromRegistry.body)
+				}
+				a, b := fromCache.header.Clone(), fromRegistry.header.Clone()
+				a.Del("Date")
+				b.Del("Date")
+				if !reflect.DeepEqual(a, b) {
+					t.Fatalf("headers differ:\ncache:    %v\nregistry: %v", a, b)
+				}
+			})
+		}
+	}
+}
+
+// doHeader is do with repeated headers.
+func (e *testEnv) doHeader(method, path string, hdr http.Header) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header = hdr.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		body = append(body, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return response{resp.StatusCode, resp.Header, body}
+}
+
+// TestCachesFollowDeletes: after a manifest DELETE nothing cached about
+// it is served: not the manifest, not its signatures, not its lookaside
+// entries, and a signature PUT is refused.
+func TestCachesFollowDeletes(t *testing.T) {
+	e := newTestEnv(t, nil)
+	repo := "cache/del"
+	dgst := e.pushImage(repo, "v1")
+	content := make([]byte, 100)
+	_, _ = rand.Read(content)
+	if r := e.do("PUT", sigPath(repo, dgst), strings.NewReader(sigBody(sigName(dgst), content)), nil); r.status != http.StatusCreated {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	manifest := "/v2/" + repo + "/manifests/" + dgst
+	lookaside := "/sigstore/" + repo + "@sha256=" + strings.TrimPrefix(dgst, "sha256:") + "/signature-1"
+	accept := map[string]string{"Accept": ociManifestType}
+	for range 2 { // the second round is served from the caches
+		for _, p := range []string{manifest, sigPath(repo, dgst), lookaside} {
+			if r := e.do("GET", p, nil, accept); r.status != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", p, r.status, r.body)
+			}
+		}
+	}
+	if hits, _, _, _ := e.srv.lists.Stats(); hits == 0 {
+		t.Fatal("the signature list was never served from the cache")
+	}
+	if r := e.do("DELETE", manifest, nil, nil); r.status != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	for _, p := range []string{manifest, sigPath(repo, dgst), lookaside} {
+		if r := e.do("GET", p, nil, accept); r.status != http.StatusNotFound {
+			t.Errorf("GET %s after delete: %d %s", p, r.status, r.body)
+		}
+		if r := e.do("HEAD", p, nil, accept); r.status != http.StatusNotFound && !(p == sigPath(repo, dgst) && r.status == http.StatusMethodNotAllowed) {
+			t.Errorf("HEAD %s after delete: %d", p, r.status)
+		}
+	}
+	if r := e.do("PUT", sigPath(repo, dgst), strings.NewReader(sigBody(sigName(dgst), content)), nil); r.status != http.StatusNotFound {
+		t.Errorf("signature PUT after delete: %d %s", r.status, r.body)
+	}
+}
+
+// TestListCacheFollowsWrites: every kind of write is visible to the next
+// read of the extension API, the lookaside tree and the records API.
+func TestListCacheFollowsWrites(t *testing.T) {
+	e := newTestEnv(t, nil)
+	repo := "cache/writes"
+	dgst := e.pushImage(repo, "v1")
+	names := func() []string {
+		var n []string
+		for _, s := range e.list(repo, dgst).Signatures {
+			n = append(n, s.Name)
+		}
+		return n
+	}
+	var want []string
+	for i := range 3 {
+		name := sigName(dgst)
+		content := []byte(fmt.Sprintf("content %d", i))
+		if r := e.do("PUT", sigPath(repo, dgst), strings.NewReader(sigBody(name, content)), nil); r.status != http.StatusCreated {
+			t.Fatalf("put: %d %s", r.status, r.body)
+		}
+		want = append(want, name)
+		for range 2 {
+			if got := names(); !slices.Equal(got, want) {
+				t.Fatalf("after PUT %d: %v, want %v", i, got, want)
+			}
+		}
+		lookaside := fmt.Sprintf("/sigstore/%s@sha256=%s/signature-%d", repo, strings.TrimPrefix(dgst, "sha256:"), i+1)
+		if r := e.do("GET", lookaside, nil, nil); r.status != http.StatusOK || string(r.body) != string(content) {
+			t.Fatalf("lookaside %d after PUT: %d %q", i+1, r.status, r.body)
+		}
+	}
+	// A status save shows in the records API at once.
+	if recs := e.records(repo, dgst); recs.Signatures[0].Status != nil {
+		t.Fatalf("fresh signature has a status: %+v", recs.Signatures[0].Status)
+	}
+	status := `{"trusted":false,"reason":"signature by unknown key 0123456789ABCDEF"}`
+	if r := e.do("PUT", recordsPath(repo, dgst)+"/"+want[0]+"/status", strings.NewReader(status), nil); r.status != http.StatusOK {
+		t.Fatalf("status PUT: %d %s", r.status, r.body)
+	}
+	if st := e.records(repo, dgst).Signatures[0].Status; st == nil || len(st.Conditions) == 0 || st.Trusted() {
+		t.Fatalf("records after the status save: %+v", st)
+	}
+	// Deleting one signature, then all.
+	if r := e.do("DELETE", recordsPath(repo, dgst)+"/"+want[1], nil, nil); r.status/100 != 2 {
+		t.Fatalf("delete one: %d %s", r.status, r.body)
+	}
+	want = slices.Delete(want, 1, 2)
+	if got := names(); !slices.Equal(got, want) {
+		t.Fatalf("after delete: %v, want %v", got, want)
+	}
+	if r := e.do("DELETE", recordsPath(repo, dgst), nil, nil); r.status/100 != 2 {
+		t.Fatalf("delete all: %d %s", r.status, r.body)
+	}
+	if got := names(); len(got) != 0 {
+		t.Fatalf("after delete all: %v", got)
+	}
+}
+
+// TestNotifyingStoreCoversEveryWrite: a store method that is not listed
+// here as a read must be wrapped by notifyingStore, or a new write method
+// would silently leave caches stale.
+func TestNotifyingStoreCoversEveryWrite(t *testing.T) {
+	reads := map[string]bool{
+		"List": true, "Count": true, "Close": true, "PendingImageDeletes": true,
+		"Referrers": true, "PendingReferrers": true, "Snapshot": true,
+		// The referrers index is not cached; its writes change no list.
+		"BeginReferrer": true, "EndReferrer": true, "RemoveReferrer": true,
+		// Journaling the intent changes no signature; EndImageDelete does.
+		"BeginImageDelete": true,
+	}
+	declared := map[string]bool{}
+	f, err := parser.ParseFile(token.NewFileSet(), "caches.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Decls {
+		fn, ok := d.(*ast.FuncDecl)
+		if !ok || fn.Recv == nil {
+			continue
+		}
+		if star, ok := fn.Recv.List[0].Type.(*ast.StarExpr); ok {
+			if id, ok := star.X.(*ast.Ident); ok && id.Name == "notifyingStore" {
+				declared[fn.Name.Name] = true
+			}
+		}
+	}
+	storeType := reflect.TypeFor[Store]()
+	for i := range storeType.NumMethod() {
+		name := storeType.Method(i).Name
+		if !reads[name] && !declared[name] {
+			t.Errorf("%s is not a known read and notifyingStore does not wrap it: caches would go stale", name)
+		}
+	}
+}
+
+func mustDigest(t *testing.T, s string) digest.Digest {
+	t.Helper()
+	d, err := digest.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestCachesKeepAccessControl: what one caller's request put in a cache
+// is never served to a caller the access check refuses.
+func TestCachesKeepAccessControl(t *testing.T) {
+	e := newTestEnvAuth(t, nil, &headerAuth{})
+	e.hdr = map[string]string{"X-Test-User": "alice"}
+	repo := "cache/auth"
+	dgst := e.pushImage(repo, "v1")
+	if r := e.do("PUT", sigPath(repo, dgst), strings.NewReader(sigBody(sigName(dgst), []byte("sig"))), nil); r.status != http.StatusCreated {
+		t.Fatalf("put: %d %s", r.status, r.body)
+	}
+	paths := []string{"/v2/" + repo + "/manifests/" + dgst, sigPath(repo, dgst),
+		"/sigstore/" + repo + "@sha256=" + strings.TrimPrefix(dgst, "sha256:") + "/signature-1"}
+	accept := map[string]string{"Accept": ociManifestType}
+	for range 2 {
+		for _, p := range paths {
+			if r := e.do("GET", p, nil, accept); r.status != http.StatusOK {
+				t.Fatalf("alice GET %s: %d", p, r.status)
+			}
+		}
+	}
+	if _, ok := e.srv.manifestCache.Get(imageCacheKey(repo, mustDigest(t, dgst))); !ok {
+		t.Fatal("the manifest was not cached")
+	}
+	e.hdr = nil
+	for _, p := range paths {
+		r := e.do("GET", p, nil, accept)
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("anonymous GET %s after caching: %d %s", p, r.status, r.body)
+		}
+	}
+}
