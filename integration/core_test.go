@@ -256,10 +256,17 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.waitLog("shutting down", 10*time.Second)
-	// New connections are refused while the old one drains.
-	if c, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
-		c.Close()
-		t.Errorf("listener still accepting after SIGTERM")
+	// New connections are refused while the old one drains. The log line
+	// comes just before the listener closes, so allow that moment.
+	refused := eventually(5*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if !refused {
+		t.Errorf("listener still accepting 5 s after SIGTERM")
 	}
 	if _, err := conn.Write([]byte(body[half:])); err != nil {
 		t.Fatal(err)
