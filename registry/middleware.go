@@ -138,7 +138,8 @@ func canonicalPath(p string) bool {
 	if rest == "" {
 		return true
 	}
-	for _, seg := range strings.Split(rest, "/") {
+	// strings.SplitSeq: no slice allocated on every request.
+	for seg := range strings.SplitSeq(rest, "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return false
 		}
