@@ -102,6 +102,7 @@ FUZZ_TARGETS := \
 	./registry/:FuzzAccessLine \
 	./internal/refname/:FuzzGrammar \
 	./extensions/:FuzzIsSHA256Digest \
+	./extensions/:FuzzDecodeFast \
 	./auth/:FuzzParseAuthorization \
 	./auth/:FuzzAuthenticate \
 	./cosign/:FuzzParseUntrusted \

@@ -127,7 +127,9 @@ func BuildStatus(u StatusUpdate, user string, now time.Time, prev *signaturestor
 
 // GetRecords serves GET /signet/v1/repositories/<name>/signatures/<digest>.
 func (h *Handler) GetRecords(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
-	key, l, ok := h.listImage(w, r, repository, rawDigest)
+	// Fresh: records carry creation times and statuses, which the cache
+	// does not keep.
+	key, l, ok := h.listFresh(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}

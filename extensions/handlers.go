@@ -1,7 +1,9 @@
 package extensions
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -119,22 +121,67 @@ func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageK
 	return nil
 }
 
-// List is one image's signatures as the store returned them, with the
-// extension API's GET body for them. It is shared by cache readers and
-// must not be modified.
+// List is one image's signatures: the extension API's GET body for them,
+// and, when read fresh from the store, the signatures themselves. A cached
+// List keeps only the body and where each content's base64 lies in it,
+// half the memory of both (the lookaside path decodes one content per
+// request). It is shared by cache readers and must not be modified.
 type List struct {
+	// Signatures is nil in a cached List.
 	Signatures []signaturestore.Signature
 	Encoded    []byte
 	// contentLength is the Content-Length header value of Encoded.
 	contentLength []string
+	// contents are the [start, end) offsets of each signature's base64
+	// content in Encoded.
+	contents [][2]int
 }
 
-func (l *List) size() int64 {
-	n := int64(len(l.Encoded)) + 64
-	for _, s := range l.Signatures {
-		n += int64(len(s.Content)+len(s.Name)) + 128
+// Len is the number of signatures.
+func (l *List) Len() int { return len(l.contents) }
+
+// Content is the raw content of signature i (0-based).
+func (l *List) Content(i int) ([]byte, error) {
+	if l.Signatures != nil {
+		return l.Signatures[i].Content, nil
 	}
-	return n
+	o := l.contents[i]
+	return base64.StdEncoding.DecodeString(string(l.Encoded[o[0]:o[1]]))
+}
+
+// cached is the List without the decoded signatures, for the cache.
+func (l *List) cached() *List {
+	return &List{Encoded: l.Encoded, contentLength: l.contentLength, contents: l.contents}
+}
+
+func (l *List) size() int64 { return int64(len(l.Encoded)+16*len(l.contents)) + 128 }
+
+// contentOffsets finds each content's base64 in the encoded list and
+// checks it against sigs. A quote cannot occur unescaped inside a JSON
+// string, so `"content":"` occurs only as the key.
+func contentOffsets(encoded []byte, sigs []signaturestore.Signature) ([][2]int, error) {
+	const key = `"content":"`
+	out := make([][2]int, 0, len(sigs))
+	pos := 0
+	for i := range sigs {
+		at := bytes.Index(encoded[pos:], []byte(key))
+		if at < 0 {
+			return nil, fmt.Errorf("encoded list: content %d not found", i)
+		}
+		start := pos + at + len(key)
+		end := bytes.IndexByte(encoded[start:], '"')
+		if end < 0 {
+			return nil, fmt.Errorf("encoded list: content %d not terminated", i)
+		}
+		end += start
+		raw, err := base64.StdEncoding.DecodeString(string(encoded[start:end]))
+		if err != nil || !bytes.Equal(raw, sigs[i].Content) {
+			return nil, fmt.Errorf("encoded list: content %d does not round-trip", i)
+		}
+		out = append(out, [2]int{start, end})
+		pos = end
+	}
+	return out, nil
 }
 
 // listImage validates the image, requires its manifest and lists its
@@ -181,8 +228,13 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, repository, rawDi
 		return key, nil, false
 	}
 	l.contentLength = []string{strconv.Itoa(len(l.Encoded))}
+	if l.contents, err = contentOffsets(l.Encoded, sigs); err != nil {
+		h.fail(w, r, err)
+		return key, nil, false
+	}
 	if cache != nil {
-		cache.Put(cacheKey, l, l.size(), gen)
+		c := l.cached()
+		cache.Put(cacheKey, c, c.size(), gen)
 	}
 	return key, l, true
 }

@@ -1,6 +1,7 @@
 package extensions
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -22,12 +23,15 @@ func (h *Handler) GetLookasideSignature(w http.ResponseWriter, r *http.Request, 
 	if !ok {
 		return
 	}
-	sigs := l.Signatures
-	if n > len(sigs) {
+	if n > l.Len() {
 		h.fail(w, r, errLookasideEnd)
 		return
 	}
-	body := sigs[n-1].Content
+	body, err := l.Content(n - 1)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("lookaside signature %d: %w", n, err))
+		return
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/octet-stream")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))

@@ -1,11 +1,13 @@
 package extensions
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/opencontainers/go-digest"
 
@@ -191,5 +193,105 @@ func FuzzIsSHA256Digest(f *testing.F) {
 		if got, want := isSHA256Digest(s), digestPattern.MatchString(s); got != want {
 			t.Fatalf("isSHA256Digest(%q) = %v, pattern says %v", s, got, want)
 		}
+	})
+}
+
+// A cached list finds every content in the encoded body, whatever the
+// names hold (a quote cannot appear unescaped inside a JSON string).
+func TestContentOffsets(t *testing.T) {
+	sigs := []signaturestore.Signature{
+		{Name: `x"content":"AAAA`, Type: "atomic", Content: []byte("first")},
+		{Name: `\"content\":\"`, Type: `"content":"`, Content: []byte{0, 1, 2, '"', '\\'}},
+		{Name: "plain", Type: "atomic", Content: []byte(strings.Repeat("z", 1000))},
+	}
+	enc, err := EncodeList(sigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := contentOffsets(enc, sigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := &List{Signatures: sigs, Encoded: enc, contents: offs}
+	cached := fresh.cached()
+	if cached.Signatures != nil || cached.Len() != len(sigs) {
+		t.Fatalf("cached list: %d signatures kept, Len %d", len(cached.Signatures), cached.Len())
+	}
+	for i, s := range sigs {
+		got, err := cached.Content(i)
+		if err != nil || !bytes.Equal(got, s.Content) {
+			t.Fatalf("content %d from the cached list: %q, %v", i, got, err)
+		}
+	}
+	if _, err := contentOffsets(enc, append(sigs, sigs[0])); err == nil {
+		t.Fatal("more signatures than the body holds went unnoticed")
+	}
+	if _, err := contentOffsets(enc, []signaturestore.Signature{sigs[1]}); err == nil {
+		t.Fatal("a content that does not match went unnoticed")
+	}
+}
+
+// decodeSlow is decodeStrict without the fast path.
+func decodeSlowForTest(t testing.TB, body []byte) (Signature, error) {
+	t.Helper()
+	return decodeStrictWith(body, false)
+}
+
+// The fast path accepts only what the strict decoder accepts, with the
+// same result.
+func checkFastAgrees(t testing.TB, body []byte) bool {
+	t.Helper()
+	if !utf8.Valid(body) {
+		return false
+	}
+	fast, ok := decodeFast(body)
+	if !ok {
+		return false
+	}
+	slow, err := decodeSlowForTest(t, body)
+	if err != nil {
+		t.Fatalf("fast path accepted %q, the strict decoder refuses it: %v", body, err)
+	}
+	if fast.SchemaVersion != slow.SchemaVersion || fast.Name != slow.Name || fast.Type != slow.Type || !bytes.Equal(fast.Content, slow.Content) {
+		t.Fatalf("for %q: fast %+v, strict %+v", body, fast, slow)
+	}
+	return true
+}
+
+var fastCases = []string{
+	`{"schemaVersion":2,"name":"` + testName + `","type":"atomic","content":"AAAA"}`,
+	` { "content" : "AAAA" , "type":"atomic","name":"n","schemaVersion":-0 } ` + "\n",
+	`{"schemaVersion":2,"name":"a\"b","type":"atomic","content":"AAAA"}`,
+	`{"schemaVersion":2,"name":"a","name":"b","content":"AAAA"}`,
+	`{"schemaVersion":2.0,"content":"AAAA"}`, `{"schemaVersion":1e1}`, `{"schemaVersion":02}`,
+	`{"schemaVersion":99999999999}`, `{"schemaVersion":2147483648}`, `{"schemaVersion":-2147483648}`,
+	`{"schemaVersion":"2"}`, `{"schemaVersion":2,"content":"AAA"}`, `{"schemaVersion":2,"content":"AA=="}`,
+	`{"schemaVersion":2,"content":"AB=="}`, `{"schemaVersion":2,"content":"\u0041AAA"}`, `{"schemaVersion":2,"extra":1}`,
+	`{"schemaVersion":2,}`, `{}`, `{"schemaVersion":2}x`, `[{"schemaVersion":2}]`, `{"schemaVersion":2,"name":"tab	in"}`,
+	`{"schemaVersion":2,"name":null}`, `{"schemaVersion":2,"content":""}`, `{"schemaVersion":2,"type":"é"}`,
+}
+
+func TestDecodeFastAgreesWithStrict(t *testing.T) {
+	taken := 0
+	for _, c := range fastCases {
+		if checkFastAgrees(t, []byte(c)) {
+			taken++
+		}
+	}
+	if taken < 4 {
+		t.Fatalf("the fast path took only %d of the cases", taken)
+	}
+	// The common body must take the fast path.
+	if _, ok := decodeFast([]byte(fastCases[0])); !ok {
+		t.Fatal("a plain client body missed the fast path")
+	}
+}
+
+func FuzzDecodeFast(f *testing.F) {
+	for _, c := range fastCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkFastAgrees(t, body)
 	})
 }
