@@ -88,22 +88,21 @@ func (p *proc) waitReady(ctx context.Context, readyURL string, limit time.Durati
 	return fmt.Errorf("%s not ready after %s", p.name, limit)
 }
 
-// rssKiB is the server's peak resident set (VmHWM) in KiB. The process
-// is taskset's child after exec, so cmd.Process is the server itself.
-func (p *proc) rssKiB() (int64, error) {
+// statusKiB reads a kB field of the server's /proc status: VmHWM (peak
+// resident set), RssAnon (its anonymous part; the rest is the page cache
+// of the mmapped database). The process is taskset's child after exec,
+// so cmd.Process is the server itself.
+func (p *proc) statusKiB(field string) (int64, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 		}
 	}
-	return 0, errors.New("no VmHWM")
+	return 0, errors.New("no " + field + " in /proc status")
 }
 
 func (p *proc) stop() {

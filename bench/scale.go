@@ -78,17 +78,17 @@ func runScale(ctx context.Context, e *env, o options) error {
 	}
 	measure := func(s *scaleStore) (measured, error) {
 		var m measured
-		var starts []result
+		var starts []float64
 		for range 3 {
 			t0 := time.Now()
 			p, err := startSignet(ctx, e, dir, "signet-"+s.label, s.dataDir)
 			if err != nil {
 				return m, err
 			}
-			starts = append(starts, result{rps: float64(time.Since(t0))})
+			starts = append(starts, float64(time.Since(t0)))
 			p.stop()
 		}
-		m.start = time.Duration(median(starts).rps)
+		m.start = time.Duration(medianOf(starts))
 		p, err := startSignet(ctx, e, dir, "signet-"+s.label, s.dataDir)
 		if err != nil {
 			return m, err
@@ -104,10 +104,12 @@ func runScale(ctx context.Context, e *env, o options) error {
 			runs = append(runs, r)
 		}
 		m.get = median(runs)
-		if m.rss, err = p.rssKiB(); err != nil {
+		if m.rss, err = p.statusKiB("VmHWM"); err != nil {
 			return m, err
 		}
-		m.anon = rssAnonKiB(p)
+		if m.anon, err = p.statusKiB("RssAnon"); err != nil {
+			return m, err
+		}
 		return m, nil
 	}
 	ms, err := measure(small)
@@ -242,21 +244,4 @@ func buildScaleStore(ctx context.Context, e *env, dir, label string, real, signa
 	}
 	s.dbBytes = fi.Size()
 	return s, nil
-}
-
-// rssAnonKiB is the anonymous part of the resident set (RssAnon); the
-// rest of VmRSS is the page cache of the mmapped database.
-func rssAnonKiB(p *proc) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-			var n int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &n)
-			return n
-		}
-	}
-	return 0
 }

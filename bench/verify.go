@@ -38,17 +38,7 @@ func verify(ctx context.Context, e *env, o options) ([]row, error) {
 			ns[m[1]] = append(ns[m[1]], v)
 		}
 	}
-	med := func(name string) float64 {
-		v := ns[name]
-		if len(v) == 0 {
-			return 0
-		}
-		rs := make([]result, len(v))
-		for i, x := range v {
-			rs[i] = result{rps: x}
-		}
-		return median(rs).rps
-	}
+	med := func(name string) float64 { return medianOf(ns[name]) }
 	var rows []row
 	for _, key := range []string{"rsa3072", "ed25519"} {
 		cold, warm := med("Verify/"+key+"/signet-uncached"), med("Verify/"+key+"/signet-cached")

@@ -98,6 +98,18 @@ func pair(ctx context.Context, o options, base, signet func(context.Context) (re
 	return median(bs), median(ss), nil
 }
 
+// medianOf is the median of v (v is reordered).
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 // median takes each field's median independently.
 func median(rs []result) result {
 	pick := func(f func(result) float64) float64 {
@@ -105,11 +117,7 @@ func median(rs []result) result {
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return medianOf(v)
 	}
 	var errs int64
 	for _, r := range rs {

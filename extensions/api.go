@@ -127,14 +127,12 @@ func BuildStatus(u StatusUpdate, user string, now time.Time, prev *signaturestor
 
 // GetRecords serves GET /signet/v1/repositories/<name>/signatures/<digest>.
 func (h *Handler) GetRecords(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
-	// Fresh: records carry creation times and statuses, which the cache
-	// does not keep.
-	key, l, ok := h.listFresh(w, r, repository, rawDigest)
+	key, sigs, ok := h.freshSignatures(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}
-	out := RecordList{Repository: key.Repository, Digest: key.Digest.String(), Signatures: make([]Record, len(l.Signatures))}
-	for i, s := range l.Signatures {
+	out := RecordList{Repository: key.Repository, Digest: key.Digest.String(), Signatures: make([]Record, len(sigs))}
+	for i, s := range sigs {
 		out.Signatures[i] = Record{Name: s.Name, Type: s.Type, Content: s.Content, Created: s.Created, Status: s.Status}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -162,13 +160,13 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, err)
 		return
 	}
-	key, l, ok := h.listFresh(w, r, repository, rawDigest)
+	key, sigs, ok := h.freshSignatures(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}
 	var prev *signaturestore.Status
 	found := false
-	for _, s := range l.Signatures {
+	for _, s := range sigs {
 		if s.Name == name {
 			prev, found = s.Status, true
 		}

@@ -1,7 +1,6 @@
 package extensions
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -121,15 +120,12 @@ func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageK
 	return nil
 }
 
-// List is one image's signatures: the extension API's GET body for them,
-// and, when read fresh from the store, the signatures themselves. A cached
-// List keeps only the body and where each content's base64 lies in it,
-// half the memory of both (the lookaside path decodes one content per
-// request). It is shared by cache readers and must not be modified.
+// List is one image's signatures as the extension API's GET body, and
+// where each signature's base64 content lies in it: what GET and
+// /sigstore/ serve, half the memory of the decoded signatures. It is
+// shared by cache readers and must not be modified.
 type List struct {
-	// Signatures is nil in a cached List.
-	Signatures []signaturestore.Signature
-	Encoded    []byte
+	Encoded []byte
 	// contentLength is the Content-Length header value of Encoded.
 	contentLength []string
 	// contents are the [start, end) offsets of each signature's base64
@@ -142,106 +138,84 @@ func (l *List) Len() int { return len(l.contents) }
 
 // Content is the raw content of signature i (0-based).
 func (l *List) Content(i int) ([]byte, error) {
-	if l.Signatures != nil {
-		return l.Signatures[i].Content, nil
-	}
-	o := l.contents[i]
-	return base64.StdEncoding.DecodeString(string(l.Encoded[o[0]:o[1]]))
-}
-
-// cached is the List without the decoded signatures, for the cache.
-func (l *List) cached() *List {
-	return &List{Encoded: l.Encoded, contentLength: l.contentLength, contents: l.contents}
+	src := l.Encoded[l.contents[i][0]:l.contents[i][1]]
+	dst := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
+	n, err := base64.StdEncoding.Decode(dst, src)
+	return dst[:n], err
 }
 
 func (l *List) size() int64 { return int64(len(l.Encoded)+16*len(l.contents)) + 128 }
 
-// contentOffsets finds each content's base64 in the encoded list and
-// checks it against sigs. A quote cannot occur unescaped inside a JSON
-// string, so `"content":"` occurs only as the key.
-func contentOffsets(encoded []byte, sigs []signaturestore.Signature) ([][2]int, error) {
-	const key = `"content":"`
-	out := make([][2]int, 0, len(sigs))
-	pos := 0
-	for i := range sigs {
-		at := bytes.Index(encoded[pos:], []byte(key))
-		if at < 0 {
-			return nil, fmt.Errorf("encoded list: content %d not found", i)
-		}
-		start := pos + at + len(key)
-		end := bytes.IndexByte(encoded[start:], '"')
-		if end < 0 {
-			return nil, fmt.Errorf("encoded list: content %d not terminated", i)
-		}
-		end += start
-		raw, err := base64.StdEncoding.DecodeString(string(encoded[start:end]))
-		if err != nil || !bytes.Equal(raw, sigs[i].Content) {
-			return nil, fmt.Errorf("encoded list: content %d does not round-trip", i)
-		}
-		out = append(out, [2]int{start, end})
-		pos = end
-	}
-	return out, nil
-}
-
-// listImage validates the image, requires its manifest and lists its
-// signatures; on failure it has already answered. The manifest is
-// required even when the list is cached, so a deleted image stops
-// answering at once.
-func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, *List, bool) {
-	return h.list(w, r, repository, rawDigest, h.opts.Lists)
-}
-
-// listFresh is listImage bypassing the cache, for writers that decide
-// from what they read: a change committed by another request is visible
-// to the store before its invalidation reaches the cache.
-func (h *Handler) listFresh(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, *List, bool) {
-	return h.list(w, r, repository, rawDigest, nil)
-}
-
-func (h *Handler) list(w http.ResponseWriter, r *http.Request, repository, rawDigest string, cache *gencache.Cache[*List]) (signaturestore.ImageKey, *List, bool) {
+// requireImage validates the image and requires its manifest, even when
+// its list is cached, so a deleted image stops answering at once; on
+// failure it has already answered.
+func (h *Handler) requireImage(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, bool) {
 	key, err := parseImage(repository, rawDigest)
 	if err == nil {
 		err = h.requireManifest(r.Context(), key)
 	}
 	if err != nil {
 		h.fail(w, r, err)
-		return key, nil, false
+		return key, false
 	}
+	return key, true
+}
+
+// listImage is the image's List, from the cache when it has not changed
+// since it was encoded; on failure it has already answered.
+func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (*List, bool) {
+	key, ok := h.requireImage(w, r, repository, rawDigest)
+	if !ok {
+		return nil, false
+	}
+	cache := h.opts.Lists
 	var cacheKey string
 	var gen uint64
 	if cache != nil {
 		cacheKey = key.String()
 		if l, ok := cache.Get(cacheKey); ok {
-			return key, l, true
+			return l, true
 		}
 		gen = cache.Gen()
 	}
 	sigs, err := h.opts.Store.List(r.Context(), key)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
-		return key, nil, false
+		return nil, false
 	}
-	l := &List{Signatures: sigs}
-	if l.Encoded, err = EncodeList(sigs); err != nil {
+	l := &List{}
+	if l.Encoded, l.contents, err = encodeList(sigs); err != nil {
 		h.fail(w, r, err)
-		return key, nil, false
+		return nil, false
 	}
 	l.contentLength = []string{strconv.Itoa(len(l.Encoded))}
-	if l.contents, err = contentOffsets(l.Encoded, sigs); err != nil {
-		h.fail(w, r, err)
+	if cache != nil {
+		cache.Put(cacheKey, l, l.size(), gen)
+	}
+	return l, true
+}
+
+// freshSignatures reads the image's signatures from the store, bypassing
+// the cache: for the records API (creation times and statuses, which the
+// cache does not keep) and for writers that decide from what they read (a
+// change committed by another request is in the store before its
+// invalidation reaches the cache).
+func (h *Handler) freshSignatures(w http.ResponseWriter, r *http.Request, repository, rawDigest string) (signaturestore.ImageKey, []signaturestore.Signature, bool) {
+	key, ok := h.requireImage(w, r, repository, rawDigest)
+	if !ok {
 		return key, nil, false
 	}
-	if cache != nil {
-		c := l.cached()
-		cache.Put(cacheKey, c, c.size(), gen)
+	sigs, err := h.opts.Store.List(r.Context(), key)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
+		return key, nil, false
 	}
-	return key, l, true
+	return key, sigs, true
 }
 
 // GetSignatures serves GET /extensions/v2/<repository>/signatures/<digest>.
 func (h *Handler) GetSignatures(w http.ResponseWriter, r *http.Request, repository, rawDigest string) {
-	_, l, ok := h.listImage(w, r, repository, rawDigest)
+	l, ok := h.listImage(w, r, repository, rawDigest)
 	if !ok {
 		return
 	}

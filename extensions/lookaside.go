@@ -19,7 +19,7 @@ func (h *Handler) GetLookasideSignature(w http.ResponseWriter, r *http.Request, 
 		h.fail(w, r, invalidf("signature index %q is not a number from 1", truncate(index)))
 		return
 	}
-	_, l, ok := h.listImage(w, r, repository, "sha256:"+hex)
+	l, ok := h.listImage(w, r, repository, "sha256:"+hex)
 	if !ok {
 		return
 	}

@@ -209,15 +209,50 @@ func decodeStrictWith(body []byte, fastPath bool) (Signature, error) {
 // {"signatures":[]}, never null: containers/image treats anything but a
 // list as an error.
 func EncodeList(sigs []signaturestore.Signature) ([]byte, error) {
-	list := SignatureList{Signatures: make([]Signature, len(sigs))}
+	body, _, err := encodeList(sigs)
+	return body, err
+}
+
+// encodeList writes exactly what json.Marshal writes for the
+// SignatureList (wire_test.go compares the two), and where each
+// signature's base64 content lies in it, so a cached list can serve one
+// content without keeping the decoded signatures.
+func encodeList(sigs []signaturestore.Signature) ([]byte, [][2]int, error) {
+	size := len(`{"signatures":[]}`)
+	for _, s := range sigs {
+		size += 64 + len(s.Name) + len(s.Type) + base64.StdEncoding.EncodedLen(len(s.Content))
+	}
+	b := make([]byte, 0, size)
+	offsets := make([][2]int, len(sigs))
+	b = append(b, `{"signatures":[`...)
 	for i, s := range sigs {
-		list.Signatures[i] = Signature{SchemaVersion: SchemaVersion, Name: s.Name, Type: s.Type, Content: s.Content}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"schemaVersion":`...)
+		b = strconv.AppendInt(b, SchemaVersion, 10)
+		for _, f := range []struct{ key, val string }{{`,"name":`, s.Name}, {`,"type":`, s.Type}} {
+			// json.Marshal of a string: the same escaping as in a struct.
+			v, err := json.Marshal(f.val)
+			if err != nil {
+				return nil, nil, fmt.Errorf("encode signature list: %w", err)
+			}
+			b = append(append(b, f.key...), v...)
+		}
+		b = append(b, `,"content":`...)
+		if s.Content == nil {
+			b = append(b, "null"...)
+			offsets[i] = [2]int{len(b), len(b)}
+		} else {
+			b = append(b, '"')
+			start := len(b)
+			b = base64.StdEncoding.AppendEncode(b, s.Content)
+			offsets[i] = [2]int{start, len(b)}
+			b = append(b, '"')
+		}
+		b = append(b, '}')
 	}
-	buf, err := json.Marshal(list)
-	if err != nil {
-		return nil, fmt.Errorf("encode signature list: %w", err)
-	}
-	return buf, nil
+	return append(b, "]}"...), offsets, nil
 }
 
 // decodeFast decodes the body every client sends, a flat object of the

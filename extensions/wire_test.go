@@ -3,6 +3,7 @@ package extensions
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -196,38 +197,43 @@ func FuzzIsSHA256Digest(f *testing.F) {
 	})
 }
 
-// A cached list finds every content in the encoded body, whatever the
-// names hold (a quote cannot appear unescaped inside a JSON string).
-func TestContentOffsets(t *testing.T) {
-	sigs := []signaturestore.Signature{
-		{Name: `x"content":"AAAA`, Type: "atomic", Content: []byte("first")},
-		{Name: `\"content\":\"`, Type: `"content":"`, Content: []byte{0, 1, 2, '"', '\\'}},
-		{Name: "plain", Type: "atomic", Content: []byte(strings.Repeat("z", 1000))},
+// encodeList writes exactly json.Marshal's bytes, whatever the names and
+// types hold, and its offsets give back every content.
+func TestEncodeListMatchesMarshal(t *testing.T) {
+	lists := [][]signaturestore.Signature{
+		nil,
+		{{Name: testName, Type: "atomic", Content: []byte{1, 2, 3}}},
+		{
+			{Name: `x"content":"AAAA`, Type: "atomic", Content: []byte("first")},
+			{Name: `\"content\":\"`, Type: `"content":"`, Content: []byte{0, 1, 2, '"', '\\'}},
+			{Name: "<script>&\u2028\xff\x00", Type: "é", Content: []byte(strings.Repeat("z", 1000))},
+			{Name: "empty", Type: "", Content: []byte{}},
+			{Name: "nil", Type: "atomic", Content: nil},
+		},
 	}
-	enc, err := EncodeList(sigs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offs, err := contentOffsets(enc, sigs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh := &List{Signatures: sigs, Encoded: enc, contents: offs}
-	cached := fresh.cached()
-	if cached.Signatures != nil || cached.Len() != len(sigs) {
-		t.Fatalf("cached list: %d signatures kept, Len %d", len(cached.Signatures), cached.Len())
-	}
-	for i, s := range sigs {
-		got, err := cached.Content(i)
-		if err != nil || !bytes.Equal(got, s.Content) {
-			t.Fatalf("content %d from the cached list: %q, %v", i, got, err)
+	for _, sigs := range lists {
+		list := SignatureList{Signatures: make([]Signature, len(sigs))}
+		for i, s := range sigs {
+			list.Signatures[i] = Signature{SchemaVersion: SchemaVersion, Name: s.Name, Type: s.Type, Content: s.Content}
 		}
-	}
-	if _, err := contentOffsets(enc, append(sigs, sigs[0])); err == nil {
-		t.Fatal("more signatures than the body holds went unnoticed")
-	}
-	if _, err := contentOffsets(enc, []signaturestore.Signature{sigs[1]}); err == nil {
-		t.Fatal("a content that does not match went unnoticed")
+		want, err := json.Marshal(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, offsets, err := encodeList(sigs)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("encodeList:\n got %s\nwant %s (%v)", got, want, err)
+		}
+		l := &List{Encoded: got, contents: offsets}
+		if l.Len() != len(sigs) {
+			t.Fatalf("Len %d, want %d", l.Len(), len(sigs))
+		}
+		for i, s := range sigs {
+			c, err := l.Content(i)
+			if err != nil || !bytes.Equal(c, s.Content) {
+				t.Fatalf("content %d: %q, %v; want %q", i, c, err, s.Content)
+			}
+		}
 	}
 }
 

@@ -252,27 +252,33 @@ func (t *manifestTee) Write(p []byte) (int, error) {
 
 func (t *manifestTee) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
-// invalidateImage drops everything cached about a manifest; called
-// before and after the registry deletes it.
-func (s *Server) invalidateImage(key signaturestore.ImageKey) {
-	k := imageCacheKey(key.Repository, key.Digest)
-	s.existCache.Invalidate(k)
-	s.manifestCache.Invalidate(k)
-	s.lists.Invalidate(key.String())
+// readCache is what the server does with each of its caches, whatever
+// they hold.
+type readCache interface {
+	Purge()
+	RequireLease()
+	Extend(until time.Time)
+	Stats() (hits, misses uint64, entries int, bytes int64)
+}
+
+// namedCaches are the read caches by their /metrics name.
+func (s *Server) namedCaches() []struct {
+	name  string
+	cache readCache
+} {
+	return []struct {
+		name  string
+		cache readCache
+	}{{"signatures", s.lists}, {"manifest_exists", s.existCache}, {"manifests", s.manifestCache}}
 }
 
 // cacheStats reports the caches for /metrics.
 func (s *Server) cacheStats() []cacheStat {
 	var out []cacheStat
-	add := func(name string, hits, misses uint64, entries int, bytes int64) {
-		out = append(out, cacheStat{name: name, hits: hits, misses: misses, entries: entries, bytes: bytes})
+	for _, c := range s.namedCaches() {
+		h, m, e, b := c.cache.Stats()
+		out = append(out, cacheStat{name: c.name, hits: h, misses: m, entries: e, bytes: b})
 	}
-	h, m, e, b := s.lists.Stats()
-	add("signatures", h, m, e, b)
-	h, m, e, b = s.existCache.Stats()
-	add("manifest_exists", h, m, e, b)
-	h, m, e, b = s.manifestCache.Stats()
-	add("manifests", h, m, e, b)
 	return out
 }
 
@@ -285,22 +291,28 @@ func (s *Server) InvalidateSignatures(key signaturestore.ImageKey) {
 	s.lists.Invalidate(key.String())
 }
 
-// InvalidateImage drops everything cached about a manifest: another
-// replica is deleting it.
-func (s *Server) InvalidateImage(key signaturestore.ImageKey) { s.invalidateImage(key) }
+// InvalidateImage drops everything cached about a manifest: the server
+// calls it before and after deleting one, the change feed when another
+// replica does.
+func (s *Server) InvalidateImage(key signaturestore.ImageKey) {
+	k := imageCacheKey(key.Repository, key.Digest)
+	s.existCache.Invalidate(k)
+	s.manifestCache.Invalidate(k)
+	s.lists.Invalidate(key.String())
+}
 
 // ExtendCaches keeps the caches of a shared store (Options.SharedStore)
 // on until t: the change feed calls it while it is known to be current.
 func (s *Server) ExtendCaches(t time.Time) {
-	s.lists.Extend(t)
-	s.existCache.Extend(t)
-	s.manifestCache.Extend(t)
+	for _, c := range s.namedCaches() {
+		c.cache.Extend(t)
+	}
 }
 
 // PurgeCaches drops every cache: the change feed was interrupted, so
 // nothing cached can be trusted to be current.
 func (s *Server) PurgeCaches() {
-	s.lists.Purge()
-	s.existCache.Purge()
-	s.manifestCache.Purge()
+	for _, c := range s.namedCaches() {
+		c.cache.Purge()
+	}
 }

@@ -212,9 +212,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	stats := s.cacheStats
 	s.metrics.caches.Store(&stats)
 	if opts.SharedStore {
-		s.lists.RequireLease()
-		s.existCache.RequireLease()
-		s.manifestCache.RequireLease()
+		for _, c := range s.namedCaches() {
+			c.cache.RequireLease()
+		}
 	}
 	if err := s.recoverDeletes(ctx); err != nil {
 		return nil, err

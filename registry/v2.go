@@ -217,10 +217,10 @@ func (s *Server) withManifestDeletes(next http.Handler) http.Handler {
 		// client that saw 202 can never read them afterwards. The caches
 		// are dropped before the delete and again after it, so a lookup
 		// that raced with it cannot cache what it saw.
-		s.invalidateImage(key)
+		s.InvalidateImage(key)
 		buf := &bufferedResponse{header: http.Header{}}
 		next.ServeHTTP(buf, r)
-		s.invalidateImage(key)
+		s.InvalidateImage(key)
 		deleted := buf.status == http.StatusAccepted
 		// Settling must finish even if the client has gone away.
 		ctx := context.WithoutCancel(r.Context())

@@ -7,9 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 
 	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/registry"
@@ -75,7 +73,7 @@ func etcdOptions(c config.Etcd) (etcdstore.Options, error) {
 		RequestTimeout: c.RequestTimeout,
 	}
 	if c.PasswordFile != "" {
-		b, err := readSmallFile(c.PasswordFile)
+		b, err := readBounded(c.PasswordFile, maxSecretFile)
 		if err != nil {
 			return opts, fmt.Errorf("storage.etcd.passwordFile: %w", err)
 		}
@@ -84,7 +82,7 @@ func etcdOptions(c config.Etcd) (etcdstore.Options, error) {
 	if c.CAFile != "" || c.CertFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if c.CAFile != "" {
-			pem, err := readSmallFile(c.CAFile)
+			pem, err := readBounded(c.CAFile, maxSecretFile)
 			if err != nil {
 				return opts, fmt.Errorf("storage.etcd.caFile: %w", err)
 			}
@@ -104,20 +102,4 @@ func etcdOptions(c config.Etcd) (etcdstore.Options, error) {
 		opts.TLS = tc
 	}
 	return opts, nil
-}
-
-func readSmallFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxSecretFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSecretFile)
-	}
-	return b, nil
 }
