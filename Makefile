@@ -103,6 +103,7 @@ FUZZ_TARGETS := \
 	./internal/refname/:FuzzGrammar \
 	./extensions/:FuzzIsSHA256Digest \
 	./extensions/:FuzzDecodeFast \
+	./registry/:FuzzBlobTarget \
 	./auth/:FuzzParseAuthorization \
 	./auth/:FuzzAuthenticate \
 	./cosign/:FuzzParseUntrusted \
@@ -131,7 +132,7 @@ bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchtime 2000x -count $(BENCHCOUNT) ./signaturestore/boltstore/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -count $(BENCHCOUNT) ./gpg/ ./gpg/payload/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench Hot -benchtime 20000x -count $(BENCHCOUNT) ./registry/
-	$(GO) test -tags $(TAGS) -run '^$$' -bench Proxy -benchtime 200x -count $(BENCHCOUNT) ./registry/
+	$(GO) test -tags $(TAGS) -run '^$$' -bench 'Proxy|BlobFastPath' -benchtime 200x -count $(BENCHCOUNT) ./registry/
 	$(GO) test -tags $(TAGS) -run '^$$' -bench '^BenchmarkConsole' -benchtime 50x -count $(BENCHCOUNT) ./registry/
 
 # make bench-scale: 1,000 against 1,000,000 signatures (GET p99, bytes

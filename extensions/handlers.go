@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -49,7 +50,11 @@ type Options struct {
 	// ImageKey.String(). Whoever writes to Store must invalidate the
 	// image's key after each change commits, status changes included
 	// (the registry wraps the store to do so). Nil turns the cache off.
-	Lists *gencache.Cache[*List]
+	Lists *gencache.Cache[signaturestore.ImageKey, *List]
+	// Lookaside caches the decoded bodies lookaside GETs serve. An entry
+	// is used only with the exact List it was decoded from, so it is
+	// correct without invalidation. Nil turns it off.
+	Lookaside *gencache.Cache[signaturestore.ImageKey, *LookasideList]
 }
 
 // ExternalRepositories matches repositories whose signatures are kept
@@ -63,7 +68,9 @@ type Handler struct {
 	opts Options
 	// Header values of every list response, allocated once. They are
 	// never modified (an Add would copy: len == cap).
-	jsonType, noStore []string
+	jsonType, noStore, octetStream []string
+	// listIDs numbers the Lists built (List.id).
+	listIDs atomic.Uint64
 }
 
 // NewHandler returns a Handler; every option but Logger is required.
@@ -77,7 +84,8 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Audit == nil {
 		opts.Audit = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{opts: opts, jsonType: []string{"application/json; charset=utf-8"}, noStore: []string{"no-store"}}, nil
+	return &Handler{opts: opts, jsonType: []string{"application/json; charset=utf-8"}, noStore: []string{"no-store"},
+		octetStream: []string{"application/octet-stream"}}, nil
 }
 
 // LockKey is the keylock key of an image, shared with the registry's
@@ -125,6 +133,10 @@ func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageK
 // /sigstore/ serve, half the memory of the decoded signatures. It is
 // shared by cache readers and must not be modified.
 type List struct {
+	// key is the image the list is of; id tells this List from every
+	// other the Handler built.
+	key     signaturestore.ImageKey
+	id      uint64
 	Encoded []byte
 	// contentLength is the Content-Length header value of Encoded.
 	contentLength []string
@@ -145,6 +157,11 @@ func (l *List) Content(i int) ([]byte, error) {
 }
 
 func (l *List) size() int64 { return int64(len(l.Encoded)+16*len(l.contents)) + 128 }
+
+// KeySize is what a cache key of key costs, for caches' byte bounds.
+func KeySize(key signaturestore.ImageKey) int64 {
+	return int64(len(key.Repository)+len(key.Digest)) + 32
+}
 
 // requireImage validates the image and requires its manifest, even when
 // its list is cached, so a deleted image stops answering at once; on
@@ -169,11 +186,9 @@ func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, 
 		return nil, false
 	}
 	cache := h.opts.Lists
-	var cacheKey string
 	var gen uint64
 	if cache != nil {
-		cacheKey = key.String()
-		if l, ok := cache.Get(cacheKey); ok {
+		if l, ok := cache.Get(key); ok {
 			return l, true
 		}
 		gen = cache.Gen()
@@ -183,14 +198,14 @@ func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
 		return nil, false
 	}
-	l := &List{}
+	l := &List{key: key, id: h.listIDs.Add(1)}
 	if l.Encoded, l.contents, err = encodeList(sigs); err != nil {
 		h.fail(w, r, err)
 		return nil, false
 	}
 	l.contentLength = []string{strconv.Itoa(len(l.Encoded))}
 	if cache != nil {
-		cache.Put(cacheKey, l, l.size(), gen)
+		cache.Put(key, l, l.size(), gen)
 	}
 	return l, true
 }

@@ -166,6 +166,17 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return c.ResponseWriter.Write(p)
 }
 
+// ReadFrom passes a body through to the writer's ReadFrom (sendfile for
+// the blob fast path), and swallows it as Write does once replaced.
+func (c *capWriter) ReadFrom(src io.Reader) (int64, error) {
+	if c.replaced {
+		return io.Copy(io.Discard, src)
+	}
+	return readFrom(c.ResponseWriter, src)
+}
+
+var _ io.ReaderFrom = (*capWriter)(nil)
+
 func (c *capWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // limitInFlight bounds concurrent requests; past the bound it answers 429

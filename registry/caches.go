@@ -37,7 +37,10 @@ const (
 	existCacheEntries    = 262144
 	manifestCacheEntries = 65536
 	manifestCacheBytes   = 64 << 20
-	maxCachedManifest    = 4 << 20
+	// The lookaside cache holds decoded signatures for /sigstore/ GETs.
+	lookasideCacheEntries = 16384
+	lookasideCacheBytes   = 16 << 20
+	maxCachedManifest     = 4 << 20
 )
 
 // notifyingStore is the store as every writer in the server sees it: each
@@ -77,11 +80,11 @@ func (n *notifyingStore) EndImageDelete(ctx context.Context, key signaturestore.
 // existenceCache remembers manifests known to exist in a repository.
 type existenceCache struct {
 	next  extensions.ManifestChecker
-	cache *gencache.Cache[struct{}]
+	cache *gencache.Cache[signaturestore.ImageKey, struct{}]
 }
 
-func imageCacheKey(repository string, dgst digest.Digest) string {
-	return repository + "@" + dgst.String()
+func imageCacheKey(repository string, dgst digest.Digest) signaturestore.ImageKey {
+	return signaturestore.ImageKey{Repository: repository, Digest: dgst}
 }
 
 func (e *existenceCache) ManifestExists(ctx context.Context, repository string, dgst digest.Digest) (bool, error) {
@@ -92,7 +95,7 @@ func (e *existenceCache) ManifestExists(ctx context.Context, repository string, 
 	gen := e.cache.Gen()
 	ok, err := e.next.ManifestExists(ctx, repository, dgst)
 	if ok && err == nil {
-		e.cache.Put(key, struct{}{}, int64(len(key))+48, gen)
+		e.cache.Put(key, struct{}{}, extensions.KeySize(key)+48, gen)
 	}
 	return ok, err
 }
@@ -161,7 +164,7 @@ func (s *Server) withManifestCache(next http.Handler) http.Handler {
 			return
 		}
 		m := &cachedManifest{header: h, body: tee.body, mediaType: h.Get("Content-Type")}
-		s.manifestCache.Put(key, m, int64(len(m.body)+len(key))+512, gen)
+		s.manifestCache.Put(key, m, int64(len(m.body))+extensions.KeySize(key)+512, gen)
 	})
 }
 
@@ -269,7 +272,7 @@ func (s *Server) namedCaches() []struct {
 	return []struct {
 		name  string
 		cache readCache
-	}{{"signatures", s.lists}, {"manifest_exists", s.existCache}, {"manifests", s.manifestCache}}
+	}{{"signatures", s.lists}, {"manifest_exists", s.existCache}, {"manifests", s.manifestCache}, {"lookaside", s.lookaside}}
 }
 
 // cacheStats reports the caches for /metrics.
@@ -288,17 +291,16 @@ func (s *Server) cacheStats() []cacheStat {
 
 // InvalidateSignatures drops the cached signature list of key.
 func (s *Server) InvalidateSignatures(key signaturestore.ImageKey) {
-	s.lists.Invalidate(key.String())
+	s.lists.Invalidate(key)
 }
 
 // InvalidateImage drops everything cached about a manifest: the server
 // calls it before and after deleting one, the change feed when another
 // replica does.
 func (s *Server) InvalidateImage(key signaturestore.ImageKey) {
-	k := imageCacheKey(key.Repository, key.Digest)
-	s.existCache.Invalidate(k)
-	s.manifestCache.Invalidate(k)
-	s.lists.Invalidate(key.String())
+	s.existCache.Invalidate(key)
+	s.manifestCache.Invalidate(key)
+	s.lists.Invalidate(key)
 }
 
 // ExtendCaches keeps the caches of a shared store (Options.SharedStore)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"syscall"
 
@@ -60,6 +61,18 @@ func (f *fullWriter) Write(p []byte) (int, error) {
 	}
 	return f.held.Write(p)
 }
+
+// ReadFrom passes a body through to the writer's ReadFrom (sendfile for
+// the blob fast path); one held back goes through Write.
+func (f *fullWriter) ReadFrom(src io.Reader) (int64, error) {
+	if f.status != 0 {
+		return io.Copy(writeOnly{f}, src)
+	}
+	f.wrote = true
+	return readFrom(f.ResponseWriter, src)
+}
+
+var _ io.ReaderFrom = (*fullWriter)(nil)
 
 // release sends the held status and body as they were.
 func (f *fullWriter) release() {

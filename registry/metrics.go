@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,34 @@ type Metrics struct {
 	commitBatch prometheus.Histogram
 	// caches reports the read caches; the server sets it once built.
 	caches atomic.Pointer[func() []cacheStat]
+
+	// series holds the request series already resolved, so a request
+	// costs one map read instead of hashing its labels into each vector.
+	// Its keys are bounded: route names, knownMethod and status codes.
+	seriesMu sync.RWMutex
+	series   map[seriesKey]requestSeries
+}
+
+type seriesKey struct {
+	route, method string
+	code          int
+}
+
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// knownMethod maps a request method onto a bounded set: the method is
+// the client's to choose, and every distinct label value is a series
+// held for the life of the process.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // cacheStat is one read cache's counters for /metrics.
@@ -63,6 +93,7 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 // stored signatures at scrape time.
 func NewMetrics(reg prometheus.Registerer, count func(context.Context) (int64, error)) (*Metrics, error) {
 	m := &Metrics{
+		series: make(map[seriesKey]requestSeries),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "signet", Name: "http_requests_total",
 			Help: "HTTP requests by route, method and status code.",
@@ -110,6 +141,19 @@ func (m *Metrics) ObserveCommit(d time.Duration, batchSize int) {
 }
 
 func (m *Metrics) observeRequest(route, method string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	k := seriesKey{route: route, method: knownMethod(method), code: code}
+	m.seriesMu.RLock()
+	s, ok := m.series[k]
+	m.seriesMu.RUnlock()
+	if !ok {
+		s = requestSeries{
+			count:   m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(code)),
+			latency: m.latency.WithLabelValues(route),
+		}
+		m.seriesMu.Lock()
+		m.series[k] = s
+		m.seriesMu.Unlock()
+	}
+	s.count.Inc()
+	s.latency.Observe(d.Seconds())
 }

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-registry/signet/extensions"
@@ -194,10 +193,9 @@ type referrersIndex struct {
 // serveReferrers serves GET /v2/<name>/referrers/<digest>: always 200 with
 // an image index (empty when nothing refers to the digest), filtered by
 // ?artifactType= and paged through Link.
-func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request) {
-	v := mux.Vars(r)
-	repo := v["name"]
-	subject, err := extensions.ParseDigest(v["digest"])
+func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, v routeVars) {
+	repo := v.name
+	subject, err := extensions.ParseDigest(v.digest)
 	if err != nil {
 		errcode.Write(w, errcode.DigestInvalid.WithMessage("invalid digest"))
 		return

@@ -106,14 +106,18 @@ type Server struct {
 	sigs          *extensions.Handler
 	ui            *consoleUI
 	// The read caches (caches.go).
-	lists         *gencache.Cache[*extensions.List]
-	existCache    *gencache.Cache[struct{}]
-	manifestCache *gencache.Cache[*cachedManifest]
+	lists         *gencache.Cache[signaturestore.ImageKey, *extensions.List]
+	existCache    *gencache.Cache[signaturestore.ImageKey, struct{}]
+	manifestCache *gencache.Cache[signaturestore.ImageKey, *cachedManifest]
+	lookaside     *gencache.Cache[signaturestore.ImageKey, *extensions.LookasideList]
 	ready         atomic.Bool
 	handler       http.Handler
 	// upstream is proxy mode (upstream.go); nil serves the embedded
 	// registry.
 	upstream *upstream
+	// blobFiles serves blob GETs from the filesystem driver's files
+	// (blobfiles.go); nil with S3 and in proxy mode.
+	blobFiles *blobFiles
 }
 
 // RegistryRoot is where blobs and manifests live under the data directory.
@@ -158,10 +162,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	lists := gencache.New[*extensions.List](listCacheEntries, listCacheBytes)
+	lists := gencache.New[signaturestore.ImageKey, *extensions.List](listCacheEntries, listCacheBytes)
 	// Every writer in the server goes through store, so every change
 	// invalidates the cached list of its image.
-	store := &notifyingStore{Store: opts.Store, changed: func(k signaturestore.ImageKey) { lists.Invalidate(k.String()) }}
+	store := &notifyingStore{Store: opts.Store, changed: func(k signaturestore.ImageKey) { lists.Invalidate(k) }}
 	s := &Server{
 		log:                opts.Logger,
 		audit:              opts.Logger.With("log", "audit"),
@@ -175,13 +179,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		referrersPage:      opts.ReferrersPageSize,
 		snapshots:          store,
 		lists:              lists,
-		existCache:         gencache.New[struct{}](existCacheEntries, existCacheEntries*128),
-		manifestCache:      gencache.New[*cachedManifest](manifestCacheEntries, manifestCacheBytes),
+		existCache:         gencache.New[signaturestore.ImageKey, struct{}](existCacheEntries, existCacheEntries*128),
+		manifestCache:      gencache.New[signaturestore.ImageKey, *cachedManifest](manifestCacheEntries, manifestCacheBytes),
+		lookaside:          gencache.New[signaturestore.ImageKey, *extensions.LookasideList](lookasideCacheEntries, lookasideCacheBytes),
 		registryRoot:       root,
 		manifests:          manifests,
 		locks:              keylock.New(256),
 		auth:               up.authorizer(opts.Authorizer),
 		upstream:           up,
+		blobFiles:          newBlobFiles(blobs, up),
 		app:                app,
 		v2routes:           v2.RouterWithPrefix(""),
 		maxUpload:          cfg.Server.MaxUploadBytes,
@@ -194,6 +200,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Store:        store,
 		Manifests:    up.checker(&existenceCache{next: manifests, cache: s.existCache}),
 		Lists:        lists,
+		Lookaside:    s.lookaside,
 		Locks:        s.locks,
 		MaxBodyBytes: cfg.Signatures.MaxBodyBytes,
 		Logger:       opts.Logger,
@@ -260,73 +267,81 @@ func setRouteName(w http.ResponseWriter, name string) {
 	}
 }
 
+// routeFunc serves a matched route with its path variables.
+type routeFunc func(http.ResponseWriter, *http.Request, routeVars)
+
+// noVars adapts a handler that takes no path variables.
+func noVars(h http.HandlerFunc) routeFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ routeVars) { h(w, r) }
+}
+
 // router builds the route table into a mux router. /v2/ goes to the
 // embedded registry behind the manifest-delete hook.
 func (s *Server) router(metrics http.Handler) http.Handler {
-	handlers := map[string]func(http.ResponseWriter, *http.Request){
-		RouteSignaturesGet: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.GetSignatures(w, r, v["name"], v["digest"])
+	handlers := map[string]routeFunc{
+		RouteSignaturesGet: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.GetSignatures(w, r, v.name, v.digest)
 		},
-		RouteSignaturesPut: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.PutSignature(w, r, v["name"], v["digest"])
+		RouteSignaturesPut: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.PutSignature(w, r, v.name, v.digest)
 		},
-		RouteRecordsGet: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.GetRecords(w, r, v["name"], v["digest"])
+		RouteRecordsGet: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.GetRecords(w, r, v.name, v.digest)
 		},
-		RouteSignaturesDel: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.DeleteAll(w, r, v["name"], v["digest"])
+		RouteSignaturesDel: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.DeleteAll(w, r, v.name, v.digest)
 		},
-		RouteSignatureDel: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.DeleteSignature(w, r, v["name"], v["digest"], v["signature"])
+		RouteSignatureDel: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.DeleteSignature(w, r, v.name, v.digest, v.signature)
 		},
-		RouteStatusPut: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.PutStatus(w, r, v["name"], v["digest"], v["signature"])
+		RouteStatusPut: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.PutStatus(w, r, v.name, v.digest, v.signature)
 		},
-		RouteStatusDelete: func(w http.ResponseWriter, r *http.Request) {
-			v := mux.Vars(r)
-			s.sigs.DeleteStatus(w, r, v["name"], v["digest"], v["signature"])
+		RouteStatusDelete: func(w http.ResponseWriter, r *http.Request, v routeVars) {
+			s.sigs.DeleteStatus(w, r, v.name, v.digest, v.signature)
 		},
 		RouteDigestLookup: s.digestLookup,
 		RouteSigstoreGet:  s.sigstore,
 		RouteSigstoreHead: s.sigstore,
 		RouteReferrers:    s.serveReferrers,
-		RouteBackup:       s.serveBackup,
-		RouteHealthz: func(w http.ResponseWriter, r *http.Request) {
+		RouteBackup:       noVars(s.serveBackup),
+		RouteHealthz: noVars(func(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusOK, "ok\n")
-		},
-		RouteReadyz:  s.readyz,
-		RouteMetrics: metrics.ServeHTTP,
+		}),
+		RouteReadyz:  noVars(s.readyz),
+		RouteMetrics: noVars(metrics.ServeHTTP),
 	}
 	if s.upstream != nil {
 		// Proxy mode: the upstream serves the referrers API too.
-		handlers[RouteReferrers] = s.upstream.proxy.ServeHTTP
+		handlers[RouteReferrers] = noVars(s.upstream.proxy.ServeHTTP)
 	}
-	guarded := make(map[string]http.Handler)
+	guarded := make(map[string]routeFunc)
+	viaMux := map[string]http.Handler{RouteUI: s.ui}
 	for _, rt := range routeTable() {
-		guarded[rt.name] = s.guard(rt, handlers[rt.name])
+		h := s.guard(rt, handlers[rt.name])
+		guarded[rt.name] = h
+		viaMux[rt.name] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, _ := varsOf(mux.Vars(r))
+			h(w, r, v)
+		})
 	}
-	guarded[RouteUI] = s.ui
-	guarded[RouteV2] = s.guardV2(s.ui.observe(s.withReferrers(s.withManifestDeletes(s.withManifestCache(s.app)))))
+	v2 := s.guardV2(s.withBlobFiles(s.ui.observe(s.withReferrers(s.withManifestDeletes(s.withManifestCache(s.app))))))
 	if s.upstream != nil {
-		guarded[RouteV2] = s.guardV2(s.upstreamV2())
+		v2 = s.guardV2(s.upstreamV2())
 	}
-	m := routeMux(guarded)
+	viaMux[RouteV2] = v2
+	m := routeMux(viaMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !canonicalPath(r.URL.Path) {
 			errcode.Write(w, errcode.NotFound.WithMessage("path %q is not canonical", truncatePath(r.URL.Path)))
 			return
 		}
 		if name, vars, ok := fastRoute(r); ok {
-			if vars != nil {
-				r = mux.SetURLVars(r, vars)
+			if name == RouteV2 {
+				v2.ServeHTTP(w, r)
+			} else {
+				guarded[name](w, r, vars)
 			}
-			guarded[name].ServeHTTP(w, r)
 			return
 		}
 		m.ServeHTTP(w, r)
@@ -359,24 +374,24 @@ func routeMux(handlers map[string]http.Handler) *mux.Router {
 }
 
 // guard names the route and decides access before the handler runs.
-func (s *Server) guard(rt route, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (s *Server) guard(rt route, h routeFunc) routeFunc {
+	return func(w http.ResponseWriter, r *http.Request, v routeVars) {
 		setRouteName(w, rt.name)
 		if rt.access != AccessNone {
 			var ok bool
-			if r, ok = s.authorize(w, r, mux.Vars(r)["name"], rt.access); !ok {
+			if r, ok = s.authorize(w, r, v.name, rt.access); !ok {
 				return
 			}
 		}
-		h(w, r)
-	})
+		h(w, r, v)
+	}
 }
 
 // digestLookup serves GET /signet/v1/digests/<digest>: the repositories
 // holding that manifest, so a bare digest can be resolved when exactly one
 // repository has it.
-func (s *Server) digestLookup(w http.ResponseWriter, r *http.Request) {
-	dgst, err := extensions.ParseDigest(mux.Vars(r)["digest"])
+func (s *Server) digestLookup(w http.ResponseWriter, r *http.Request, v routeVars) {
+	dgst, err := extensions.ParseDigest(v.digest)
 	if err != nil {
 		writeAPIError(w, err)
 		return

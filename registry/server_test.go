@@ -521,6 +521,42 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsMethodLabelBounded: the method label is the client's to
+// choose, so unknown methods share one series instead of each adding one
+// for the life of the process; known ones keep their own, counted on
+// every request (the resolved-series cache must not lose increments).
+func TestMetricsMethodLabelBounded(t *testing.T) {
+	e := newTestEnv(t, nil)
+	for i := range 20 {
+		e.do(fmt.Sprintf("BREW%d", i), "/healthz", nil, nil)
+	}
+	for range 3 {
+		e.do("GET", "/healthz", nil, nil)
+	}
+	body := string(e.do("GET", "/metrics", nil, nil).body)
+	if strings.Contains(body, `method="BREW`) {
+		t.Fatalf("client-chosen methods became label values:\n%s", body)
+	}
+	for _, want := range []string{
+		`signet_http_requests_total{code="405",method="other",route="other"} 20`,
+		`signet_http_requests_total{code="200",method="GET",route="healthz"} 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(body, "signet_http_requests_total"))
+		}
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func TestReadyzFalseWhileShuttingDown(t *testing.T) {
 	cfg := config.Default()
 	cfg.Storage.DataDir = t.TempDir()

@@ -38,6 +38,10 @@ func TestSigstoreServesStoreOrder(t *testing.T) {
 			t.Fatalf("Content-Type %q", ct)
 		}
 	}
+	// The three GETs decoded the list once; the later two were hits.
+	if hits, misses, _, _ := e.srv.lookaside.Stats(); hits != 2 || misses != 1 {
+		t.Fatalf("lookaside cache: %d hits, %d misses; want 2 and 1", hits, misses)
+	}
 	tests := []struct {
 		name, method, path string
 		status             int

@@ -19,11 +19,11 @@ import (
 	"time"
 )
 
-// Cache maps string keys to immutable values, bounded in entries and in
-// bytes. The zero value is not usable; call New.
-type Cache[V any] struct {
+// Cache maps keys to immutable values, bounded in entries and in bytes.
+// The zero value is not usable; call New.
+type Cache[K comparable, V any] struct {
 	mu         sync.RWMutex
-	m          map[string]entry[V]
+	m          map[K]entry[V]
 	bytes      int64
 	maxBytes   int64
 	maxEntries int
@@ -43,8 +43,8 @@ type entry[V any] struct {
 // New returns a cache of at most maxEntries values and maxBytes of their
 // declared sizes. A value larger than maxBytes/8 is never cached, so one
 // entry cannot flush the rest.
-func New[V any](maxEntries int, maxBytes int64) *Cache[V] {
-	return &Cache[V]{m: make(map[string]entry[V]), maxEntries: maxEntries, maxBytes: maxBytes}
+func New[K comparable, V any](maxEntries int, maxBytes int64) *Cache[K, V] {
+	return &Cache[K, V]{m: make(map[K]entry[V]), maxEntries: maxEntries, maxBytes: maxBytes}
 }
 
 // RequireLease makes the cache serve and take values only until the time
@@ -52,18 +52,18 @@ func New[V any](maxEntries int, maxBytes int64) *Cache[V] {
 // elsewhere (another replica's writes through a change feed), so that
 // when the feed goes quiet the cache stops within a known bound instead
 // of serving stale values. Until the first Extend it is off.
-func (c *Cache[V]) RequireLease() { c.lease.Store(1) }
+func (c *Cache[K, V]) RequireLease() { c.lease.Store(1) }
 
 // Extend keeps a leased cache on until t.
-func (c *Cache[V]) Extend(t time.Time) { c.lease.Store(t.UnixNano()) }
+func (c *Cache[K, V]) Extend(t time.Time) { c.lease.Store(t.UnixNano()) }
 
-func (c *Cache[V]) leaseOK() bool {
+func (c *Cache[K, V]) leaseOK() bool {
 	l := c.lease.Load()
 	return l == 0 || time.Now().UnixNano() < l
 }
 
 // Get returns the cached value of key.
-func (c *Cache[V]) Get(key string) (V, bool) {
+func (c *Cache[K, V]) Get(key K) (V, bool) {
 	if !c.leaseOK() {
 		c.misses.Add(1)
 		var zero V
@@ -82,7 +82,7 @@ func (c *Cache[V]) Get(key string) (V, bool) {
 
 // Gen is the generation to pass to Put; take it before reading the
 // source of truth.
-func (c *Cache[V]) Gen() uint64 {
+func (c *Cache[K, V]) Gen() uint64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.gen
@@ -90,7 +90,7 @@ func (c *Cache[V]) Gen() uint64 {
 
 // Put caches v (of size bytes) under key if nothing was invalidated since
 // gen was taken. It reports whether v was cached.
-func (c *Cache[V]) Put(key string, v V, size int64, gen uint64) bool {
+func (c *Cache[K, V]) Put(key K, v V, size int64, gen uint64) bool {
 	if size < 0 || size > c.maxBytes/8 || c.maxEntries <= 0 || !c.leaseOK() {
 		return false
 	}
@@ -117,7 +117,7 @@ func (c *Cache[V]) Put(key string, v V, size int64, gen uint64) bool {
 }
 
 // Invalidate drops key and fails every fill that began before it.
-func (c *Cache[V]) Invalidate(key string) {
+func (c *Cache[K, V]) Invalidate(key K) {
 	c.mu.Lock()
 	c.gen++
 	if e, ok := c.m[key]; ok {
@@ -128,7 +128,7 @@ func (c *Cache[V]) Invalidate(key string) {
 }
 
 // Purge drops everything and fails every fill that began before it.
-func (c *Cache[V]) Purge() {
+func (c *Cache[K, V]) Purge() {
 	c.mu.Lock()
 	c.gen++
 	clear(c.m)
@@ -137,7 +137,7 @@ func (c *Cache[V]) Purge() {
 }
 
 // Stats reports hits, misses, entries and bytes held.
-func (c *Cache[V]) Stats() (hits, misses uint64, entries int, bytes int64) {
+func (c *Cache[K, V]) Stats() (hits, misses uint64, entries int, bytes int64) {
 	c.mu.RLock()
 	entries, bytes = len(c.m), c.bytes
 	c.mu.RUnlock()

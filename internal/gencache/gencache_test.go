@@ -8,7 +8,7 @@ import (
 )
 
 func TestPutGet(t *testing.T) {
-	c := New[string](10, 1<<20)
+	c := New[string, string](10, 1<<20)
 	if _, ok := c.Get("a"); ok {
 		t.Fatal("hit on an empty cache")
 	}
@@ -23,7 +23,7 @@ func TestPutGet(t *testing.T) {
 // The race the package exists for: a value read before a change and
 // offered after the change's invalidation must not be cached.
 func TestStaleFillDropped(t *testing.T) {
-	c := New[string](10, 1<<20)
+	c := New[string, string](10, 1<<20)
 	gen := c.Gen()    // reader starts, reads "old"
 	c.Invalidate("a") // writer commits "new", invalidates
 	if c.Put("a", "old", 3, gen) {
@@ -47,7 +47,7 @@ func TestStaleFillDropped(t *testing.T) {
 }
 
 func TestInvalidateDrops(t *testing.T) {
-	c := New[string](10, 1<<20)
+	c := New[string, string](10, 1<<20)
 	c.Put("a", "x", 1, c.Gen())
 	c.Put("b", "y", 1, c.Gen())
 	c.Invalidate("a")
@@ -67,7 +67,7 @@ func TestInvalidateDrops(t *testing.T) {
 }
 
 func TestBounds(t *testing.T) {
-	c := New[int](5, 800)
+	c := New[string, int](5, 800)
 	for i := range 100 {
 		c.Put(fmt.Sprint(i), i, 100, c.Gen())
 		_, _, entries, bytes := c.Stats()
@@ -91,7 +91,7 @@ func TestBounds(t *testing.T) {
 // Under concurrent fills and invalidations (go test -race), a reader that
 // saw the version current at its Gen never caches an older one.
 func TestConcurrentNoStale(t *testing.T) {
-	c := New[int](100, 1<<20)
+	c := New[string, int](100, 1<<20)
 	var mu sync.Mutex
 	version := 0
 	var wg sync.WaitGroup
@@ -138,7 +138,7 @@ func TestConcurrentNoStale(t *testing.T) {
 }
 
 func TestLease(t *testing.T) {
-	c := New[string](10, 1<<20)
+	c := New[string, string](10, 1<<20)
 	c.Put("a", "x", 1, c.Gen())
 	c.RequireLease()
 	if _, ok := c.Get("a"); ok {
