@@ -153,6 +153,11 @@ type Server struct {
 	// MaxUploadBytes bounds one request body on /v2/ (a blob upload
 	// chunk or a monolithic upload).
 	MaxUploadBytes int64 `yaml:"maxUploadBytes"`
+	// HeapFloorMiB keeps the garbage collector's heap goal at least this
+	// large, so a server with a small live heap does not collect many
+	// times a second under load (internal/gctune). 0 turns it off; a
+	// GOGC environment variable also does, leaving the runtime to it.
+	HeapFloorMiB int `yaml:"heapFloorMiB"`
 	// TLSCertFile and TLSKeyFile enable HTTPS (TLS 1.2 or later). The
 	// pair is reloaded when the files change.
 	TLSCertFile string `yaml:"tlsCertFile"`
@@ -276,6 +281,7 @@ func Default() Config {
 			WriteTimeout:      15 * time.Minute,
 			MaxInFlight:       1024,
 			MaxUploadBytes:    10 << 30,
+			HeapFloorMiB:      64,
 		},
 		Storage: Storage{
 			DataDir: "./signet-data",
@@ -342,6 +348,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxInFlight < 1 {
 		errs = append(errs, errors.New("server.maxInFlight: must be at least 1"))
+	}
+	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
+		errs = append(errs, errors.New("server.heapFloorMiB: must be from 0 (off) to 1048576"))
 	}
 	if c.Server.MaxUploadBytes < 1<<20 {
 		errs = append(errs, errors.New("server.maxUploadBytes: must be at least 1 MiB"))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/signet-registry/signet/config"
 	"github.com/signet-registry/signet/internal/certreload"
+	"github.com/signet-registry/signet/internal/gctune"
 	"github.com/signet-registry/signet/internal/logbuf"
 	"github.com/signet-registry/signet/registry"
 	"github.com/signet-registry/signet/signaturestore/etcdstore"
@@ -134,6 +135,13 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 		logrus.SetLevel(logrus.InfoLevel)
 	} else {
 		logrus.SetLevel(logrus.WarnLevel)
+	}
+
+	// A heap floor for the collector (server.heapFloorMiB), unless the
+	// operator set GOGC.
+	if floor := cfg.Server.HeapFloorMiB; floor > 0 && os.Getenv("GOGC") == "" {
+		t := gctune.Start(uint64(floor) << 20)
+		defer t.Stop()
 	}
 
 	if err := os.MkdirAll(cfg.Storage.DataDir, 0o750); err != nil {
