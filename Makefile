@@ -97,6 +97,7 @@ FUZZ_TARGETS := \
 	./gpg/:FuzzVerify \
 	./gpg/payload/:FuzzParseUntrusted \
 	./signaturestore/boltstore/:FuzzDecodeRecord \
+	./signaturestore/boltstore/:FuzzValidateDigest \
 	./registry/:FuzzFastRoute \
 	./registry/:FuzzFastV2Need \
 	./registry/:FuzzAccessLine \
@@ -104,6 +105,7 @@ FUZZ_TARGETS := \
 	./extensions/:FuzzIsSHA256Digest \
 	./extensions/:FuzzDecodeFast \
 	./registry/:FuzzBlobTarget \
+	./extensions/:FuzzAuditLine \
 	./auth/:FuzzParseAuthorization \
 	./auth/:FuzzAuthenticate \
 	./cosign/:FuzzParseUntrusted \

@@ -180,7 +180,7 @@ func (h *Handler) PutStatus(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, fmt.Errorf("save status of %s: %w", name, err))
 		return
 	}
-	Audit(h.opts.Audit, r, "status.save", key, slog.String("signature", name), slog.Bool("trusted", u.Trusted))
+	h.opts.Audit.Record(r, "status.save", key, slog.String("signature", name), slog.Bool("trusted", u.Trusted))
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -195,7 +195,7 @@ func (h *Handler) DeleteStatus(w http.ResponseWriter, r *http.Request, repositor
 		h.fail(w, r, fmt.Errorf("remove status of %s: %w", name, err))
 		return
 	}
-	Audit(h.opts.Audit, r, "status.delete", key, slog.String("signature", name))
+	h.opts.Audit.Record(r, "status.delete", key, slog.String("signature", name))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -210,7 +210,7 @@ func (h *Handler) DeleteSignature(w http.ResponseWriter, r *http.Request, reposi
 		h.fail(w, r, fmt.Errorf("delete signature %s: %w", name, err))
 		return
 	}
-	Audit(h.opts.Audit, r, "signature.delete", key, slog.String("signature", name))
+	h.opts.Audit.Record(r, "signature.delete", key, slog.String("signature", name))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -230,7 +230,7 @@ func (h *Handler) DeleteAll(w http.ResponseWriter, r *http.Request, repository, 
 		h.fail(w, r, fmt.Errorf("delete signatures of %s: %w", key, err))
 		return
 	}
-	Audit(h.opts.Audit, r, "signatures.remove-all", key, slog.Int("removed", n))
+	h.opts.Audit.Record(r, "signatures.remove-all", key, slog.Int("removed", n))
 	writeJSON(w, http.StatusOK, map[string]int{"deleted": n})
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/signet-registry/signet/internal/gencache"
 	"github.com/signet-registry/signet/internal/keylock"
 	"github.com/signet-registry/signet/internal/refname"
-	"github.com/signet-registry/signet/internal/reqctx"
 	"github.com/signet-registry/signet/registry/errcode"
 	"github.com/signet-registry/signet/signaturestore"
 )
@@ -40,8 +39,8 @@ type Options struct {
 	MaxBodyBytes int64
 	Logger       *slog.Logger
 	// Audit receives one record per signature write, status save and
-	// removal; nil discards them.
-	Audit *slog.Logger
+	// removal; the zero AuditLog discards them.
+	Audit AuditLog
 	// External names the repositories of images Signet does not host
 	// (signatures.externalRepositories); for them no manifest is
 	// required. Nil means none.
@@ -80,9 +79,6 @@ func NewHandler(opts Options) (*Handler, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Audit == nil {
-		opts.Audit = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{opts: opts, jsonType: []string{"application/json; charset=utf-8"}, noStore: []string{"no-store"},
 		octetStream: []string{"application/octet-stream"}}, nil
@@ -273,7 +269,7 @@ func (h *Handler) PutSignature(w http.ResponseWriter, r *http.Request, repositor
 		h.fail(w, r, fmt.Errorf("store signature %s: %w", sig.Name, err))
 		return
 	}
-	Audit(h.opts.Audit, r, "signature.put", key, slog.String("signature", sig.Name))
+	h.opts.Audit.Record(r, "signature.put", key, slog.String("signature", sig.Name))
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 }
@@ -331,20 +327,6 @@ func APIError(err error) errcode.Error {
 	default:
 		return errcode.Unknown.WithDetail(nil)
 	}
-}
-
-// Audit records who changed what: event, user, repository, digest and
-// whatever the caller adds. Audit records go to their own logger so they
-// can be shipped apart from the access log.
-func Audit(l *slog.Logger, r *http.Request, event string, key signaturestore.ImageKey, attrs ...slog.Attr) {
-	base := []slog.Attr{
-		slog.String("event", event),
-		slog.String("user", reqctx.User(r.Context())),
-		slog.String("repository", key.Repository),
-		slog.String("digest", key.Digest.String()),
-		slog.String("remote", r.RemoteAddr),
-	}
-	l.LogAttrs(r.Context(), slog.LevelInfo, "audit", append(base, attrs...)...)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -201,6 +201,11 @@ func TestCurlWorkflow(t *testing.T) {
 	if code := run(t, nil, "sh", "-c", cmd); code != "201" {
 		t.Fatalf("curl PUT: status %s", code)
 	}
+	// The audit record, written before the 201, in slog's text format
+	// (the server writes it without slog; this is the real binary's log).
+	s.waitLog("level=INFO msg=audit log=audit event=signature.put user=anonymous repository=myproject/myimage digest="+dgst+
+		" remote=127.0.0.1:", 10*time.Second)
+	s.waitLog(" signature="+name+"\n", 10*time.Second)
 	body := run(t, nil, "curl", "-sS", "-i", "http://admin:token123@"+s.addr+"/extensions/v2/myproject/myimage/signatures/"+dgst)
 	head, jsonBody, _ := strings.Cut(body, "\r\n\r\n")
 	if !strings.HasPrefix(head, "HTTP/1.1 200") || !strings.Contains(strings.ToLower(head), "content-type: application/json; charset=utf-8") {

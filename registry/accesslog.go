@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/signet-registry/signet/internal/slogtext"
 )
 
 // accessEntry is one access log record.
@@ -39,13 +39,13 @@ func (l *textAccessLog) log(t time.Time, e accessEntry) {
 
 func appendAccessLine(b []byte, t time.Time, e accessEntry) []byte {
 	b = append(b, "time="...)
-	b = appendRFC3339Millis(b, t)
+	b = slogtext.AppendTime(b, t)
 	b = append(b, " level=INFO msg=request method="...)
-	b = appendTextString(b, e.method)
+	b = slogtext.AppendString(b, e.method)
 	b = append(b, " path="...)
-	b = appendTextString(b, e.path)
+	b = slogtext.AppendString(b, e.path)
 	b = append(b, " route="...)
-	b = appendTextString(b, e.route)
+	b = slogtext.AppendString(b, e.route)
 	b = append(b, " status="...)
 	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, " bytes="...)
@@ -53,52 +53,10 @@ func appendAccessLine(b []byte, t time.Time, e accessEntry) []byte {
 	b = append(b, " duration="...)
 	b = append(b, e.duration.String()...)
 	b = append(b, " remote="...)
-	b = appendTextString(b, e.remote)
+	b = slogtext.AppendString(b, e.remote)
 	b = append(b, " user_agent="...)
-	b = appendTextString(b, e.userAgent)
+	b = slogtext.AppendString(b, e.userAgent)
 	b = append(b, " authorization="...)
-	b = appendTextString(b, e.authorization)
+	b = slogtext.AppendString(b, e.authorization)
 	return append(b, '\n')
-}
-
-// appendRFC3339Millis formats t as slog does: RFC 3339 with exactly three
-// fractional digits.
-func appendRFC3339Millis(b []byte, t time.Time) []byte {
-	const prefixLen = len("2006-01-02T15:04:05.000")
-	n := len(b)
-	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b[:n+prefixLen], b[n+prefixLen+1:]...)
-}
-
-// appendTextString quotes s when slog's TextHandler would.
-func appendTextString(b []byte, s string) []byte {
-	if needsQuoting(s) {
-		return strconv.AppendQuote(b, s)
-	}
-	return append(b, s...)
-}
-
-func needsQuoting(s string) bool {
-	if s == "" {
-		return true
-	}
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			// What JSON would escape, and space and '='; a backslash
-			// alone does not force quotes.
-			if c != '\\' && (c < 0x20 || c == ' ' || c == '=' || c == '"') {
-				return true
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return true
-		}
-		i += size
-	}
-	return false
 }

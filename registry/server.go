@@ -71,6 +71,10 @@ type Options struct {
 	// AccessLogText, when set, receives the access log in slog's text
 	// format, written directly (accesslog.go) instead of AccessLogger.
 	AccessLogText io.Writer
+	// LogText, when set, is Logger's own writer, and says Logger writes
+	// slog text and lets INFO through: audit records are then written
+	// to it directly, in the bytes Logger would write (AuditLog.Text).
+	LogText io.Writer
 	// ReferrersPageSize bounds one referrers response; 0 means 500.
 	ReferrersPageSize int
 	// ConsoleUsers lets users log in to the web console (/ui/); nil
@@ -81,7 +85,7 @@ type Options struct {
 // Server is the whole HTTP application.
 type Server struct {
 	log       *slog.Logger
-	audit     *slog.Logger
+	audit     extensions.AuditLog
 	accessLog bool
 	// accessLogger writes the access log (Options.AccessLogger), or
 	// accessText does (Options.AccessLogText).
@@ -168,7 +172,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	store := &notifyingStore{Store: opts.Store, changed: func(k signaturestore.ImageKey) { lists.Invalidate(k) }}
 	s := &Server{
 		log:                opts.Logger,
-		audit:              opts.Logger.With("log", "audit"),
+		audit:              extensions.NewAuditLog(opts.Logger.With("log", "audit"), opts.LogText),
 		accessLog:          cfg.Log.AccessLog,
 		accessLogger:       opts.AccessLogger,
 		accessText:         accessText,

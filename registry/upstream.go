@@ -263,7 +263,7 @@ func (s *Server) upstreamV2() http.Handler {
 			if err := s.journal.EndImageDelete(ctx, key, true); err != nil {
 				s.log.ErrorContext(ctx, "remove the signatures of a manifest deleted upstream; they stay hidden", "image", key.String(), "err", err)
 			} else {
-				extensions.Audit(s.audit, r, "manifest.delete", key)
+				s.audit.Record(r, "manifest.delete", key)
 			}
 		}
 		buf.copyTo(w)

@@ -243,7 +243,7 @@ func (s *Server) withManifestDeletes(next http.Handler) http.Handler {
 			if err := s.referrers.RemoveReferrer(ctx, signaturestore.ReferrerKey(key)); err != nil {
 				s.log.ErrorContext(ctx, "drop deleted manifest from the referrers index", "image", key.String(), "err", err)
 			}
-			extensions.Audit(s.audit, r, "manifest.delete", key)
+			s.audit.Record(r, "manifest.delete", key)
 		}
 		buf.copyTo(w)
 	})

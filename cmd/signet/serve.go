@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +120,29 @@ func textWriter(cfg config.Log, w io.Writer) io.Writer {
 	return w
 }
 
+// infoText is w when the log format is text and log lets INFO through.
+func infoText(cfg config.Log, log *slog.Logger, w io.Writer) io.Writer {
+	if !log.Enabled(context.Background(), slog.LevelInfo) {
+		return nil
+	}
+	return textWriter(cfg, w)
+}
+
+// lineWriter serializes the writes to the log. slog's handlers, the
+// batched access log, audit lines and logrus each write whole lines (or
+// batches of them) in one Write, but on a pipe a write larger than
+// PIPE_BUF can interleave with another writer's.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 // storeOpenTimeout is how long serve waits for the signature database's
 // file lock. A second server on the same data directory must fail fast
 // with a clear message rather than hang on the lock.
@@ -127,6 +151,7 @@ const storeOpenTimeout = time.Second
 // serve runs until ctx is cancelled (SIGINT/SIGTERM), then drains in-flight
 // requests and closes the store.
 func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
+	logw = &lineWriter{w: logw}
 	log := newLogger(cfg.Log, logw)
 	// distribution logs through logrus' standard logger; keep its
 	// per-request chatter out unless debugging.
@@ -182,8 +207,10 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 		Gatherer:     reg,
 		Logger:       log,
 		AccessLogger: newLogger(cfg.Log, accessw),
-		// In text format the access log skips slog (same bytes, less CPU).
+		// In text format the access log skips slog (same bytes, less CPU),
+		// and so do audit records when INFO is logged.
 		AccessLogText: textWriter(cfg.Log, accessw),
+		LogText:       infoText(cfg.Log, log, logw),
 		Authorizer:    authorizer,
 		// The web console logs in the same users (nil without a users file).
 		ConsoleUsers: consoleUsers(authorizer),

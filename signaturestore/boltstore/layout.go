@@ -141,10 +141,36 @@ type entry struct {
 // parseIndex splits an index value strictly into its content bytes, its
 // entries and the part of v that holds them.
 func parseIndex(v []byte) (uint64, []entry, []byte, error) {
-	r := &recordReader{b: v}
-	size := r.uvarint("index content bytes")
-	raw := r.b
+	size, raw, err := indexHeader(v)
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	var entries []entry
+	if err := eachEntry(raw, func(e entry) bool {
+		entries = append(entries, e)
+		return true
+	}); err != nil {
+		return 0, nil, nil, err
+	}
+	return size, entries, raw, nil
+}
+
+// indexHeader reads an index value's content bytes and returns the part
+// that holds the entries (eachEntry parses them).
+func indexHeader(v []byte) (uint64, []byte, error) {
+	r := recordReader{b: v}
+	size := r.uvarint("index content bytes")
+	if r.err != nil {
+		return 0, nil, fmt.Errorf("index: %w", r.err)
+	}
+	return size, r.b, nil
+}
+
+// eachEntry parses the entries of an index strictly, in order, and calls
+// fn with each until fn returns false. It reports the first malformed
+// entry met.
+func eachEntry(raw []byte, fn func(entry) bool) error {
+	r := recordReader{b: raw}
 	for r.err == nil && len(r.b) > 0 {
 		start := r.b
 		e := entry{content: r.fixed(contentKeyLen, "index content key")}
@@ -171,12 +197,14 @@ func parseIndex(v []byte) (uint64, []entry, []byte, error) {
 		}
 		e.raw = start[:len(start)-len(r.b)]
 		e.name = e.raw[contentKeyLen+uvarintLen(e.seq):]
-		entries = append(entries, e)
+		if !fn(e) {
+			return nil
+		}
 	}
 	if r.err != nil {
-		return 0, nil, nil, fmt.Errorf("index: %w", r.err)
+		return fmt.Errorf("index: %w", r.err)
 	}
-	return size, entries, raw, nil
+	return nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
@@ -224,16 +252,41 @@ func (t *tree) image(k []byte, d digest.Digest) (*image, error) {
 	return t.imageAt(k, v, d)
 }
 
-func (t *tree) imageAt(k, v []byte, d digest.Digest) (*image, error) {
+// imageHead is image without parsing the entries (img.entries is nil;
+// eachEntry reads img.raw), for a write that only scans them once.
+func (t *tree) imageHead(k []byte, d digest.Digest) (*image, error) {
+	v := t.images.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	img, idx, err := t.imageIndex(k, v, d)
+	if err != nil {
+		return nil, err
+	}
+	if img.bytes, img.raw, err = indexHeader(idx); err != nil {
+		return nil, fmt.Errorf("image %q (id %d): %w", k, img.id, err)
+	}
+	return img, nil
+}
+
+// imageIndex resolves the image stored under k to its id and index value.
+func (t *tree) imageIndex(k, v []byte, d digest.Digest) (*image, []byte, error) {
 	if len(v) != 8 {
-		return nil, fmt.Errorf("%w: image %q: malformed id %x", ErrCorrupt, k, v)
+		return nil, nil, fmt.Errorf("%w: image %q: malformed id %x", ErrCorrupt, k, v)
 	}
 	img := &image{key: bytes.Clone(k), d: d, id: binary.BigEndian.Uint64(v), idKey: bytes.Clone(v)}
 	idx := t.index.Get(img.idKey)
 	if idx == nil {
-		return nil, fmt.Errorf("%w: image %q (id %d): index missing", ErrCorrupt, k, img.id)
+		return nil, nil, fmt.Errorf("%w: image %q (id %d): index missing", ErrCorrupt, k, img.id)
 	}
-	var err error
+	return img, idx, nil
+}
+
+func (t *tree) imageAt(k, v []byte, d digest.Digest) (*image, error) {
+	img, idx, err := t.imageIndex(k, v, d)
+	if err != nil {
+		return nil, err
+	}
 	if img.bytes, img.entries, img.raw, err = parseIndex(idx); err != nil {
 		return nil, fmt.Errorf("image %q (id %d): %w", k, img.id, err)
 	}

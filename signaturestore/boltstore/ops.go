@@ -77,21 +77,32 @@ func (p *putOp) apply(tx *bbolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	img, err := t.image(p.ik, p.key.Digest)
+	img, err := t.imageHead(p.ik, p.key.Digest)
 	if err != nil {
 		return err
 	}
 	var count, size uint64
 	if img != nil {
-		for _, e := range img.entries {
-			if bytes.Equal(e.name, p.nameKey) {
-				return fmt.Errorf("%w: same name", signaturestore.ErrExists)
+		var dup error
+		err := eachEntry(img.raw, func(e entry) bool {
+			switch {
+			case bytes.Equal(e.name, p.nameKey):
+				dup = fmt.Errorf("%w: same name", signaturestore.ErrExists)
+			case bytes.Equal(e.content, p.content):
+				dup = fmt.Errorf("%w: same type and content", signaturestore.ErrExists)
+			default:
+				count++
+				return true
 			}
-			if bytes.Equal(e.content, p.content) {
-				return fmt.Errorf("%w: same type and content", signaturestore.ErrExists)
-			}
+			return false
+		})
+		if err != nil {
+			return fmt.Errorf("image %q (id %d): %w", p.ik, img.id, err)
 		}
-		count, size = uint64(len(img.entries)), img.bytes
+		if dup != nil {
+			return dup
+		}
+		size = img.bytes
 	}
 	if limit := p.limits.MaxPerImage; limit > 0 && count+1 > uint64(limit) {
 		return fmt.Errorf("%w: image already has %d signatures (limit %d)", signaturestore.ErrLimit, count, limit)

@@ -281,3 +281,19 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidateDigest: validateDigest accepts exactly what go-digest's
+// Validate accepts.
+func FuzzValidateDigest(f *testing.F) {
+	for _, s := range []string{"sha256:" + strings.Repeat("ab", 32), "sha512:" + strings.Repeat("0f", 64),
+		"sha384:" + strings.Repeat("9e", 48), "sha256:" + strings.Repeat("AB", 32), "sha256:ab", "sha256:", ":ab",
+		"md5:" + strings.Repeat("ab", 16), "sha256+b64:abc", "", "sha256:" + strings.Repeat("ab", 32) + "\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, want := validateDigest(digest.Digest(s)), digest.Digest(s).Validate()
+		if (got == nil) != (want == nil) {
+			t.Fatalf("%q: validateDigest %v, Validate %v", s, got, want)
+		}
+	})
+}
