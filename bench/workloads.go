@@ -24,6 +24,7 @@ func workloads() []workload {
 		{"put", durablePut},
 		{"manifest-get", manifestGet},
 		{"blob-get", blobGet},
+		{"proxy", proxyGet},
 		{"verify", verify},
 		{"replicas", replicasBench},
 	}

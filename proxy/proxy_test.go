@@ -395,6 +395,32 @@ func TestRange(t *testing.T) {
 	}
 }
 
+// TestStorageRedirectPassesThrough: an upstream that sends blob GETs to
+// its storage (distribution on S3, GCS or Azure does by default) answers
+// 307 with a pre-signed URL on another host. The client gets that
+// redirect untouched and fetches the bytes from storage, so they never
+// cross the proxy.
+func TestStorageRedirectPassesThrough(t *testing.T) {
+	const storage = "https://storage.example.com/docker/registry/v2/blobs/sha256/cc/data?X-Amz-Signature=abc&X-Amz-Expires=1200"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		http.Redirect(w, r, storage, http.StatusTemporaryRedirect)
+	}))
+	defer up.Close()
+	s := front(t, newProxy(t, testConfig(up.URL)))
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		resp, err := client.Do(request(t, method, s.URL+"/v2/ns/app/blobs/sha256:"+strings.Repeat("c", 64), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != storage {
+			t.Fatalf("%s: %d, Location %q; want 307 to the storage URL", method, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
 // TestChunkedUpload: a request body of unknown length streams upstream
 // chunked and arrives whole.
 func TestChunkedUpload(t *testing.T) {
