@@ -51,6 +51,7 @@ type options struct {
 func run() error {
 	var o options
 	var only string
+	var keep bool
 	flag.IntVar(&o.runs, "runs", 3, "runs of each pair; the table shows medians")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of one load run")
 	flag.StringVar(&only, "only", "", "comma-separated workloads (default all): "+strings.Join(workloadNames(), ","))
@@ -59,6 +60,7 @@ func run() error {
 	flag.BoolVar(&o.scale, "scale", false, "run the scale benchmark instead (make bench-scale)")
 	flag.IntVar(&o.sigs, "scale-signatures", 1_000_000, "signatures the scale benchmark loads, 10 per image")
 	flag.BoolVar(&o.install, "install", true, "install missing tools (apt-get, go install)")
+	flag.BoolVar(&keep, "keep", false, "keep the work directory (stores, scripts, logs) for profiling; its path is printed")
 	flag.Parse()
 	if o.runs < 1 || o.duration < time.Second {
 		return errors.New("-runs must be at least 1 and -duration at least 1s")
@@ -76,7 +78,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if keep {
+		fmt.Fprintf(os.Stderr, "work directory (kept): %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	o.workDir = dir
 
 	env, err := prepare(ctx, &o)

@@ -158,6 +158,12 @@ type Server struct {
 	// times a second under load (internal/gctune). 0 turns it off; a
 	// GOGC environment variable also does, leaving the runtime to it.
 	HeapFloorMiB int `yaml:"heapFloorMiB"`
+	// HeapHeadroomMiB bounds how far the heap may grow past its live
+	// data before a collection (never below a quarter of the live heap),
+	// so a large live heap does not double the resident set. 0 leaves
+	// it to the runtime (the live heap again). Like HeapFloorMiB, off
+	// when GOGC is set.
+	HeapHeadroomMiB int `yaml:"heapHeadroomMiB"`
 	// TLSCertFile and TLSKeyFile enable HTTPS (TLS 1.2 or later). The
 	// pair is reloaded when the files change.
 	TLSCertFile string `yaml:"tlsCertFile"`
@@ -282,6 +288,7 @@ func Default() Config {
 			MaxInFlight:       1024,
 			MaxUploadBytes:    10 << 30,
 			HeapFloorMiB:      64,
+			HeapHeadroomMiB:   40,
 		},
 		Storage: Storage{
 			DataDir: "./signet-data",
@@ -351,6 +358,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
 		errs = append(errs, errors.New("server.heapFloorMiB: must be from 0 (off) to 1048576"))
+	}
+	if c.Server.HeapHeadroomMiB < 0 || c.Server.HeapHeadroomMiB > 1<<20 {
+		errs = append(errs, errors.New("server.heapHeadroomMiB: must be from 0 (the runtime's) to 1048576"))
 	}
 	if c.Server.MaxUploadBytes < 1<<20 {
 		errs = append(errs, errors.New("server.maxUploadBytes: must be at least 1 MiB"))

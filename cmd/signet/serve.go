@@ -162,10 +162,11 @@ func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
 		logrus.SetLevel(logrus.WarnLevel)
 	}
 
-	// A heap floor for the collector (server.heapFloorMiB), unless the
-	// operator set GOGC.
-	if floor := cfg.Server.HeapFloorMiB; floor > 0 && os.Getenv("GOGC") == "" {
-		t := gctune.Start(uint64(floor) << 20)
+	// The collector's heap goal between a floor and a headroom bound
+	// (server.heapFloorMiB, heapHeadroomMiB), unless the operator set GOGC.
+	floor, room := cfg.Server.HeapFloorMiB, cfg.Server.HeapHeadroomMiB
+	if (floor > 0 || room > 0) && os.Getenv("GOGC") == "" {
+		t := gctune.Start(uint64(floor)<<20, uint64(room)<<20)
 		defer t.Stop()
 	}
 

@@ -11,19 +11,25 @@ import (
 func TestPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		floor, live uint64
-		want        int
+		floor, headroom, live uint64
+		want                  int
 	}{
-		{64 * mib, 8 * mib, 700},  // goal 8 x 8 = 64 MiB
-		{64 * mib, 16 * mib, 300}, // goal 16 x 4
-		{64 * mib, 32 * mib, 100}, // half the floor: the runtime's own goal
-		{64 * mib, 200 * mib, 100},
-		{64 * mib, 30 * mib, 113}, // just under half: never below 100
-		{64 * mib, 1024, maxPercent},
-		{64 * mib, 0, maxPercent},
+		{64 * mib, 0, 8 * mib, 700},  // goal 8 x 8 = 64 MiB
+		{64 * mib, 0, 16 * mib, 300}, // goal 16 x 4
+		{64 * mib, 0, 32 * mib, 100}, // half the floor: the runtime's own goal
+		{64 * mib, 0, 200 * mib, 100},
+		{64 * mib, 0, 30 * mib, 113}, // just under half
+		{64 * mib, 0, 1024, maxPercent},
+		{64 * mib, 0, 0, maxPercent},
+		{64 * mib, 48 * mib, 8 * mib, 700},   // the floor still rules small heaps
+		{64 * mib, 48 * mib, 40 * mib, 100},  // headroom = live, under the bound
+		{64 * mib, 48 * mib, 84 * mib, 57},   // 84 + 48 MiB
+		{64 * mib, 48 * mib, 1024 * mib, 25}, // never below GOGC=25
+		{64 * mib, 48 * mib, 160 * mib, 30},  // 160 + 48
+		{0, 48 * mib, 16 * mib, 100},         // no floor: headroom = live
 	} {
-		if got := percentFor(c.floor, c.live); got != c.want {
-			t.Errorf("percentFor(%d, %d) = %d, want %d", c.floor, c.live, got, c.want)
+		if got := percentFor(c.floor, c.headroom, c.live); got != c.want {
+			t.Errorf("percentFor(%d, %d, %d) = %d, want %d", c.floor>>20, c.headroom>>20, c.live>>20, got, c.want)
 		}
 	}
 }
@@ -57,7 +63,7 @@ func TestTunerFollowsLiveHeap(t *testing.T) {
 	before := debug.SetGCPercent(150)
 	defer debug.SetGCPercent(before)
 	const floor = 256 << 20
-	tu := Start(floor)
+	tu := Start(floor, 0)
 
 	p := waitPercent(t, tu, func(p int) bool { return p > 100 })
 	runtime.GC()
@@ -78,8 +84,16 @@ func TestTunerFollowsLiveHeap(t *testing.T) {
 		ballast[i][0] = 1
 	}
 	waitPercent(t, tu, func(p int) bool { return p == 100 })
-	runtime.KeepAlive(ballast)
+	tu.Stop()
 
+	// The same heap under a 48 MiB headroom bound (and a floor it is
+	// past): GOGC about 30.
+	tu = Start(64<<20, 48<<20)
+	p = waitPercent(t, tu, func(p int) bool { return p < 100 })
+	if p < 25 || p > 35 {
+		t.Fatalf("GOGC %d for a 160 MiB heap under a 48 MiB headroom bound; want about 30", p)
+	}
+	runtime.KeepAlive(ballast)
 	tu.Stop()
 	if got := debug.SetGCPercent(150); got != 150 {
 		t.Fatalf("after Stop GOGC is %d, want the 150 from before Start", got)

@@ -560,3 +560,45 @@ func TestReferrersConformance(t *testing.T) {
 		return MustOpen(t)
 	})
 }
+
+// TestListFollowsSequenceRuns: List reads an image's records by stepping
+// through runs of consecutive sequence numbers and seeking across gaps;
+// both give the stored signatures in order, and a record missing from the
+// middle of a run is corruption, not a neighbour's record.
+func TestListFollowsSequenceRuns(t *testing.T) {
+	s := MustOpen(t)
+	a, b := key("ns/runs", "a"), key("ns/runs", "b")
+	// a: 1 2 3, b: 4, a: 5, b: 6 7, a: 8 9
+	for _, p := range []struct {
+		k signaturestore.ImageKey
+		n int
+	}{{a, 0}, {a, 1}, {a, 2}, {b, 0}, {a, 3}, {b, 1}, {b, 2}, {a, 4}, {a, 5}} {
+		must(t, s.Put(t.Context(), p.k, sig(p.k, p.n)))
+	}
+	for k, n := range map[signaturestore.ImageKey]int{a: 6, b: 3} {
+		got, err := s.List(t.Context(), k)
+		must(t, err)
+		if len(got) != n {
+			t.Fatalf("%s: %d signatures, want %d", k, len(got), n)
+		}
+		for i, g := range got {
+			if w := sig(k, i); g.Name != w.Name || !bytes.Equal(g.Content, w.Content) {
+				t.Fatalf("%s signature %d: %s, want %s", k, i, g.Name, w.Name)
+			}
+		}
+	}
+	// Remove the record in the middle of a's first run (sequence 2).
+	db := rawDB(t, s)
+	must(t, db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketSigs).Delete(u64(2)) }))
+	path := db.Path()
+	must(t, db.Close())
+	s2, err := Open(path, Options{})
+	must(t, err)
+	t.Cleanup(func() { _ = s2.Close() })
+	if _, err := s2.List(t.Context(), a); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing signature 2") {
+		t.Fatalf("List with sequence 2 gone = %v; want ErrCorrupt about signature 2", err)
+	}
+	if got, err := s2.List(t.Context(), b); err != nil || len(got) != 3 {
+		t.Fatalf("List of the other image = %d, %v", len(got), err)
+	}
+}

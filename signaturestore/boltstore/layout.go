@@ -322,7 +322,12 @@ func (img *image) find(nk []byte) int {
 
 // record reads and decodes the record at seq, which must belong to img.
 func (t *tree) record(img *image, seq uint64) (signaturestore.Signature, error) {
-	v := t.sigs.Get(u64(seq))
+	return recordAt(img, seq, t.sigs.Get(u64(seq)))
+}
+
+// recordAt decodes v, the record stored under seq, which must belong to
+// img.
+func recordAt(img *image, seq uint64, v []byte) (signaturestore.Signature, error) {
 	if v == nil {
 		return signaturestore.Signature{}, fmt.Errorf("%w: index points to missing signature %d", ErrCorrupt, seq)
 	}
@@ -339,8 +344,24 @@ func (t *tree) record(img *image, seq uint64) (signaturestore.Signature, error) 
 // list reads one image's signatures in insertion order.
 func (t *tree) list(img *image) ([]signaturestore.Signature, error) {
 	sigs := make([]signaturestore.Signature, 0, len(img.entries))
-	for _, e := range img.entries {
-		sig, err := t.record(img, e.seq)
+	// One cursor for the whole list: an image's signatures are often
+	// stored one after another (signed in one go, or loaded), and the
+	// next key is one step away, where a Get descends from the root
+	// again (most of a list read from a store of a million signatures).
+	c := t.sigs.Cursor()
+	var key [8]byte
+	var k, v []byte
+	for i, e := range img.entries {
+		binary.BigEndian.PutUint64(key[:], e.seq)
+		if i > 0 && k != nil && e.seq == img.entries[i-1].seq+1 {
+			k, v = c.Next()
+		} else {
+			k, v = c.Seek(key[:])
+		}
+		if !bytes.Equal(k, key[:]) {
+			v = nil
+		}
+		sig, err := recordAt(img, e.seq, v)
 		if err != nil {
 			return nil, err
 		}
