@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // putScript makes every request a new signature: a unique name and unique
@@ -34,10 +35,16 @@ function request()
 end
 `
 
-// putDigests is how many images the PUTs are spread over: with the
-// default limit of 64 signatures per image that holds 256,000 PUTs, more
-// than one run at the target rate.
+// putDigests is how many images the PUTs are spread over at least: with
+// the default limit of 64 signatures per image, 4,000 hold 256,000 PUTs.
+// A run of d (and its 1 s warm-up) gets room for 30,000 PUT/s
+// (putCapacity), so a limit never cuts a run short: a 409 or 400 answers
+// fast and would flatter the rate.
 const putDigests = 4000
+
+func putCapacity(d time.Duration) int {
+	return max(putDigests, int((d+time.Second).Seconds()*30000/64)+1)
+}
 
 func durablePut(ctx context.Context, e *env, o options) ([]row, error) {
 	dir := workDir(o, "put")
@@ -59,8 +66,9 @@ func durablePut(ctx context.Context, e *env, o options) ([]row, error) {
 		s.stop()
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "   pushing %d manifests\n", putDigests)
-	digests, err := img.variants(base, putDigests)
+	n := putCapacity(o.duration)
+	fmt.Fprintf(os.Stderr, "   pushing %d manifests\n", n)
+	digests, err := img.variants(base, n)
 	s.stop()
 	if err != nil {
 		return nil, err

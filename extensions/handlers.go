@@ -285,6 +285,16 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, errTooLarge{limit}
 	}
+	if n := r.ContentLength; n >= 0 {
+		// A declared length within the limit: one buffer of that size.
+		// net/http's body reader ends at the declared length and fails
+		// a body cut short.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, fmt.Errorf("%w: reading body: %v", ErrInvalid, err)
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -166,8 +166,8 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return c.ResponseWriter.Write(p)
 }
 
-// ReadFrom passes a body through to the writer's ReadFrom (sendfile for
-// the blob fast path), and swallows it as Write does once replaced.
+// ReadFrom passes a body through to the writer's ReadFrom (readFrom),
+// and swallows it as Write does once replaced.
 func (c *capWriter) ReadFrom(src io.Reader) (int64, error) {
 	if c.replaced {
 		return io.Copy(io.Discard, src)

@@ -123,8 +123,8 @@ func (b *blobFiles) serve(w http.ResponseWriter, r *http.Request) bool {
 // buffer instead. Measured with bench/ (blob-get: 64 MiB, c=4, server
 // and wrk pinned to separate cores, loopback), sendfile served 0.72 and
 // 0.77x distribution's rate and the buffered copy 1.11 and 1.16x, in
-// alternating runs. Over loopback the receiver's copy is the bottleneck,
-// and sendfile's page-sized splicing feeds it worse.
+// alternating runs. Why sendfile is slower here was not established;
+// remeasure before changing this on other hardware.
 type blobReader struct{ io.ReadSeeker }
 
 // linked reports whether repository's link for dgst holds exactly dgst.
@@ -188,8 +188,9 @@ func canonicalDigest(s string) bool {
 }
 
 // readFrom copies src to w through w's ReadFrom when it has one, handing
-// src down unwrapped, so that a file reaches the connection's ReadFrom
-// (sendfile) through every wrapper. Without one it copies through Write.
+// src down unwrapped, so the copy is the connection's own whatever
+// wraps the ResponseWriter (the blob fast path gives it a plain reader,
+// not the file: see blobReader). Without one it copies through Write.
 func readFrom(w io.Writer, src io.Reader) (int64, error) {
 	if rf, ok := w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)

@@ -62,8 +62,8 @@ func (f *fullWriter) Write(p []byte) (int, error) {
 	return f.held.Write(p)
 }
 
-// ReadFrom passes a body through to the writer's ReadFrom (sendfile for
-// the blob fast path); one held back goes through Write.
+// ReadFrom passes a body through to the writer's ReadFrom (readFrom);
+// one held back goes through Write.
 func (f *fullWriter) ReadFrom(src io.Reader) (int64, error) {
 	if f.status != 0 {
 		return io.Copy(writeOnly{f}, src)

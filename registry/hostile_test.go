@@ -577,3 +577,31 @@ func claims(n int) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// TestSignaturePutBodyCutShort: a PUT that declares more body than it
+// sends, then closes its side, is refused as invalid, and nothing is
+// stored.
+func TestSignaturePutBodyCutShort(t *testing.T) {
+	e := newTestEnv(t, nil)
+	dgst := e.pushImage("short/body", "v1")
+	body := sigBody(sigName(dgst), []byte("content"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		sigPath("short/body", dgst), len(body)+100, body)
+	_ = conn.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("cut-short body: %d, want 400", resp.StatusCode)
+	}
+	if n := len(e.list("short/body", dgst).Signatures); n != 0 {
+		t.Fatalf("%d signatures stored from a cut-short body", n)
+	}
+}

@@ -39,8 +39,8 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom passes src to the connection's ReadFrom, which sends a file
-// with sendfile(2) (the blob fast path, blobfiles.go), and counts it.
+// ReadFrom passes src on to the connection's ReadFrom (readFrom), and
+// counts it.
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,21 +127,6 @@ func infoText(cfg config.Log, log *slog.Logger, w io.Writer) io.Writer {
 	return textWriter(cfg, w)
 }
 
-// lineWriter serializes the writes to the log. slog's handlers, the
-// batched access log, audit lines and logrus each write whole lines (or
-// batches of them) in one Write, but on a pipe a write larger than
-// PIPE_BUF can interleave with another writer's.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // storeOpenTimeout is how long serve waits for the signature database's
 // file lock. A second server on the same data directory must fail fast
 // with a clear message rather than hang on the lock.
@@ -151,7 +135,12 @@ const storeOpenTimeout = time.Second
 // serve runs until ctx is cancelled (SIGINT/SIGTERM), then drains in-flight
 // requests and closes the store.
 func serve(ctx context.Context, cfg config.Config, logw io.Writer) error {
-	logw = &lineWriter{w: logw}
+	// Every writer of the log (slog, the batched access log, audit
+	// lines, logrus) goes through one Group: writes are serialized, so
+	// a batch over PIPE_BUF cannot interleave with a record on a pipe,
+	// and concurrent records (the audit lines of one group commit) share
+	// a write(2).
+	logw = logbuf.NewGroup(logw)
 	log := newLogger(cfg.Log, logw)
 	// distribution logs through logrus' standard logger; keep its
 	// per-request chatter out unless debugging.

@@ -1,8 +1,9 @@
-// Package logbuf batches log lines into fewer writes, as nginx's
-// access_log buffer= and flush= do. It is for the access log only: a line
-// may wait up to the flush interval, and lines still buffered when the
-// process is killed are lost. Audit and error records must not go
-// through it.
+// Package logbuf batches log lines into fewer writes. Writer buffers, as
+// nginx's access_log buffer= and flush= do: it is for the access log
+// only, since a line may wait up to the flush interval and lines still
+// buffered when the process is killed are lost; audit and error records
+// must not go through it. Group buffers nothing past the call: it only
+// lets records written at the same moment share one write.
 package logbuf
 
 import (

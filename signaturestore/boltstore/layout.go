@@ -344,10 +344,10 @@ func recordAt(img *image, seq uint64, v []byte) (signaturestore.Signature, error
 // list reads one image's signatures in insertion order.
 func (t *tree) list(img *image) ([]signaturestore.Signature, error) {
 	sigs := make([]signaturestore.Signature, 0, len(img.entries))
-	// One cursor for the whole list: an image's signatures are often
-	// stored one after another (signed in one go, or loaded), and the
-	// next key is one step away, where a Get descends from the root
-	// again (most of a list read from a store of a million signatures).
+	// One cursor for the whole list: where an image's signatures were
+	// stored one after another (signed in one go, imported), the next
+	// key is one step away, where a Get descends from the root again.
+	// Signatures stored at different times still cost a seek each.
 	c := t.sigs.Cursor()
 	var key [8]byte
 	var k, v []byte
