@@ -260,6 +260,11 @@ type Signatures struct {
 	// signature server for images held elsewhere. In the environment,
 	// SIGNET_SIGNATURES_EXTERNALREPOSITORIES takes a comma-separated list.
 	ExternalRepositories []string `yaml:"externalRepositories"`
+	// ListCacheMiB bounds the memory of encoded signature lists kept
+	// for GETs (what the cache accounts: the encoded response and where
+	// each content lies in it). More holds more images' lists: a GET
+	// that misses reads the store and encodes again.
+	ListCacheMiB int `yaml:"listCacheMiB"`
 }
 
 // Log configures logging.
@@ -288,7 +293,7 @@ func Default() Config {
 			MaxInFlight:       1024,
 			MaxUploadBytes:    10 << 30,
 			HeapFloorMiB:      64,
-			HeapHeadroomMiB:   40,
+			HeapHeadroomMiB:   24,
 		},
 		Storage: Storage{
 			DataDir: "./signet-data",
@@ -306,6 +311,7 @@ func Default() Config {
 			MaxBodyBytes:     ClientListLimit,
 			MaxPerImage:      64,
 			MaxBytesPerImage: 3*MiB - 64<<10,
+			ListCacheMiB:     64,
 			// Empty rather than nil, so --print-config shows the key.
 			ExternalRepositories: []string{},
 		},
@@ -358,6 +364,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.HeapFloorMiB < 0 || c.Server.HeapFloorMiB > 1<<20 {
 		errs = append(errs, errors.New("server.heapFloorMiB: must be from 0 (off) to 1048576"))
+	}
+	if c.Signatures.ListCacheMiB < 0 || c.Signatures.ListCacheMiB > 1<<20 {
+		errs = append(errs, errors.New("signatures.listCacheMiB: must be from 0 (no cache) to 1048576"))
 	}
 	if c.Server.HeapHeadroomMiB < 0 || c.Server.HeapHeadroomMiB > 1<<20 {
 		errs = append(errs, errors.New("server.heapHeadroomMiB: must be from 0 (the runtime's) to 1048576"))

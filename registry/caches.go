@@ -33,7 +33,6 @@ import (
 // Cache bounds. A manifest is at most 4 MiB (distribution's limit).
 const (
 	listCacheEntries     = 65536
-	listCacheBytes       = 64 << 20
 	existCacheEntries    = 262144
 	manifestCacheEntries = 65536
 	manifestCacheBytes   = 64 << 20

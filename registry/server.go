@@ -166,7 +166,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	lists := gencache.New[signaturestore.ImageKey, *extensions.List](listCacheEntries, listCacheBytes)
+	lists := gencache.New[signaturestore.ImageKey, *extensions.List](listCacheEntries, int64(cfg.Signatures.ListCacheMiB)<<20)
 	// Every writer in the server goes through store, so every change
 	// invalidates the cached list of its image.
 	store := &notifyingStore{Store: opts.Store, changed: func(k signaturestore.ImageKey) { lists.Invalidate(k) }}

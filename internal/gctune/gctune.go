@@ -14,7 +14,7 @@
 // The other end: with GOGC=100 a live heap of 84 MiB (a store of a
 // million signatures, its caches full) may grow to 168 MiB before the
 // next collection, garbage that is most of what separates the process's
-// resident set from its live data. A headroom bound (server.heapHeadroomMiB, 40 MiB by default)
+// resident set from its live data. A headroom bound (server.heapHeadroomMiB, 24 MiB by default)
 // collects sooner instead, for some CPU; never more often than GOGC=25
 // would, so a large heap is not collected without pause.
 //
