@@ -106,6 +106,7 @@ FUZZ_TARGETS := \
 	./extensions/:FuzzDecodeFast \
 	./registry/:FuzzBlobTarget \
 	./extensions/:FuzzAuditLine \
+	./extensions/:FuzzPlainJSON \
 	./auth/:FuzzParseAuthorization \
 	./auth/:FuzzAuthenticate \
 	./cosign/:FuzzParseUntrusted \

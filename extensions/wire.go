@@ -232,12 +232,19 @@ func encodeList(sigs []signaturestore.Signature) ([]byte, [][2]int, error) {
 		b = append(b, `{"schemaVersion":`...)
 		b = strconv.AppendInt(b, SchemaVersion, 10)
 		for _, f := range []struct{ key, val string }{{`,"name":`, s.Name}, {`,"type":`, s.Type}} {
+			b = append(b, f.key...)
+			if plainJSON(f.val) {
+				// What json.Marshal writes for a string it leaves
+				// unescaped: the names every client sends.
+				b = append(append(append(b, '"'), f.val...), '"')
+				continue
+			}
 			// json.Marshal of a string: the same escaping as in a struct.
 			v, err := json.Marshal(f.val)
 			if err != nil {
 				return nil, nil, fmt.Errorf("encode signature list: %w", err)
 			}
-			b = append(append(b, f.key...), v...)
+			b = append(b, v...)
 		}
 		b = append(b, `,"content":`...)
 		if s.Content == nil {
@@ -253,6 +260,19 @@ func encodeList(sigs []signaturestore.Signature) ([]byte, [][2]int, error) {
 		b = append(b, '}')
 	}
 	return append(b, "]}"...), offsets, nil
+}
+
+// plainJSON reports whether json.Marshal writes s as itself in quotes:
+// printable ASCII without the characters it escapes (quote, backslash,
+// and <, > and & for HTML safety).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // decodeFast decodes the body every client sends, a flat object of the

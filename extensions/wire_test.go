@@ -301,3 +301,20 @@ func FuzzDecodeFast(f *testing.F) {
 		checkFastAgrees(t, body)
 	})
 }
+
+// FuzzPlainJSON: where plainJSON says a string needs no escaping,
+// json.Marshal writes it as itself in quotes.
+func FuzzPlainJSON(f *testing.F) {
+	for _, s := range []string{testName, "atomic", `x"y`, `a\b`, "<>&", "\x00", "\x7f", "é", "\u2028", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainJSON(s) {
+			return
+		}
+		want, err := json.Marshal(s)
+		if err != nil || string(want) != `"`+s+`"` {
+			t.Fatalf("%q: plainJSON, but json.Marshal writes %s (%v)", s, want, err)
+		}
+	})
+}
