@@ -174,6 +174,38 @@ func registryPair(ctx context.Context, e *env, o options, name string, layerSize
 	return s, d, img, nil
 }
 
+// checkServes proves every server answers GET path with want.
+func checkServes(procs []*proc, path string, hdr map[string]string, want []byte) error {
+	for _, p := range procs {
+		resp, body, err := do("GET", "http://"+p.addr+path, nil, hdr)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+			return fmt.Errorf("%s serves %s wrong: %d, %d bytes", p.name, path, resp.StatusCode, len(body))
+		}
+	}
+	return nil
+}
+
+// getRow measures l against GET path on base and on signet, alternating,
+// and fills the measured part of a row: throughput in unit (req/s, or
+// MiB/s for bytes), ratio, p99s and errors.
+func getRow(ctx context.Context, e *env, o options, l load, base, signet *proc, path, unit string) (row, error) {
+	lb, ls := l, l
+	lb.url, ls.url = "http://"+base.addr+path, "http://"+signet.addr+path
+	b, sg, err := pair(ctx, o, wrkRunner(e, lb), wrkRunner(e, ls))
+	if err != nil {
+		return row{}, err
+	}
+	r := row{unit: unit, base: b.rps, signet: sg.rps, p99Base: b.p99, p99Signet: sg.p99, errors: b.errors + sg.errors}
+	if unit == "MiB/s" {
+		r.base, r.signet = b.bytesPerS, sg.bytesPerS
+	}
+	r.ratio = r.signet / r.base
+	return r, nil
+}
+
 func manifestGet(ctx context.Context, e *env, o options) ([]row, error) {
 	s, d, img, err := registryPair(ctx, e, o, "manifest-get", 1024)
 	if err != nil {
@@ -182,25 +214,15 @@ func manifestGet(ctx context.Context, e *env, o options) ([]row, error) {
 	defer s.stop()
 	defer d.stop()
 	path := "/v2/" + img.repo + "/manifests/" + img.digest
-	for _, p := range []*proc{s, d} {
-		resp, body, err := do("GET", "http://"+p.addr+path, nil, map[string]string{"Accept": ociManifest})
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, img.manifest) {
-			return nil, fmt.Errorf("%s serves the manifest wrong: %d", p.name, resp.StatusCode)
-		}
+	if err := checkServes([]*proc{s, d}, path, map[string]string{"Accept": ociManifest}, img.manifest); err != nil {
+		return nil, err
 	}
 	l := load{threads: 1, connections: 32, duration: o.duration, headers: []string{"Accept: " + ociManifest}}
-	lb, ls := l, l
-	lb.url, ls.url = "http://"+d.addr+path, "http://"+s.addr+path
-	b, sg, err := pair(ctx, o, wrkRunner(e, lb), wrkRunner(e, ls))
+	r, err := getRow(ctx, e, o, l, d, s, path, "req/s")
 	if err != nil {
 		return nil, err
 	}
-	r := row{workload: "manifest-get", baseline: "distribution v3.1.2 registry binary", unit: "req/s",
-		base: b.rps, signet: sg.rps, ratio: sg.rps / b.rps, p99Base: b.p99, p99Signet: sg.p99,
-		target: "≥ 5", errors: b.errors + sg.errors}
+	r.workload, r.baseline, r.target = "manifest-get", "distribution v3.1.2 registry binary", "≥ 5"
 	r.met = verdict(r.ratio >= 5)
 	return []row{r}, nil
 }
@@ -213,25 +235,14 @@ func blobGet(ctx context.Context, e *env, o options) ([]row, error) {
 	defer s.stop()
 	defer d.stop()
 	path := "/v2/" + img.repo + "/blobs/" + digestOf(img.layer)
-	for _, p := range []*proc{s, d} {
-		resp, body, err := do("GET", "http://"+p.addr+path, nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, img.layer) {
-			return nil, fmt.Errorf("%s serves the blob wrong: %d, %d bytes", p.name, resp.StatusCode, len(body))
-		}
+	if err := checkServes([]*proc{s, d}, path, nil, img.layer); err != nil {
+		return nil, err
 	}
-	l := load{threads: 1, connections: 4, duration: o.duration}
-	lb, ls := l, l
-	lb.url, ls.url = "http://"+d.addr+path, "http://"+s.addr+path
-	b, sg, err := pair(ctx, o, wrkRunner(e, lb), wrkRunner(e, ls))
+	r, err := getRow(ctx, e, o, load{threads: 1, connections: 4, duration: o.duration}, d, s, path, "MiB/s")
 	if err != nil {
 		return nil, err
 	}
-	r := row{workload: "blob-get (64 MiB, c=4)", baseline: "distribution v3.1.2 registry binary", unit: "MiB/s",
-		base: b.bytesPerS, signet: sg.bytesPerS, ratio: sg.bytesPerS / b.bytesPerS, p99Base: b.p99, p99Signet: sg.p99,
-		target: "≥ 1.0", errors: b.errors + sg.errors}
+	r.workload, r.baseline, r.target = "blob-get (64 MiB, c=4)", "distribution v3.1.2 registry binary", "≥ 1.0"
 	r.met = verdict(r.ratio >= 1.0)
 	return []row{r}, nil
 }

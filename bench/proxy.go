@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 )
 
@@ -36,48 +34,27 @@ func proxyGet(ctx context.Context, e *env, o options) ([]row, error) {
 	blob := "/v2/" + img.repo + "/blobs/" + digestOf(img.layer)
 	manifest := "/v2/" + img.repo + "/manifests/" + img.digest
 	accept := map[string]string{"Accept": ociManifest}
-	for _, p := range []*proc{s, up} {
-		resp, body, err := do("GET", "http://"+p.addr+blob, nil, nil)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, img.layer) {
-			return nil, fmt.Errorf("%s serves the blob wrong: %d, %d bytes", p.name, resp.StatusCode, len(body))
-		}
-		resp, body, err = do("GET", "http://"+p.addr+manifest, nil, accept)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, img.manifest) {
-			return nil, fmt.Errorf("%s serves the manifest wrong: %d", p.name, resp.StatusCode)
-		}
+	if err := checkServes([]*proc{s, up}, blob, nil, img.layer); err != nil {
+		return nil, err
+	}
+	if err := checkServes([]*proc{s, up}, manifest, accept, img.manifest); err != nil {
+		return nil, err
 	}
 
-	var rows []row
-	bl := load{threads: 1, connections: 4, duration: o.duration}
-	bd, bp := bl, bl
-	bd.url, bp.url = "http://"+up.addr+blob, "http://"+s.addr+blob
-	b, sg, err := pair(ctx, o, wrkRunner(e, bd), wrkRunner(e, bp))
+	b, err := getRow(ctx, e, o, load{threads: 1, connections: 4, duration: o.duration}, up, s, blob, "MiB/s")
 	if err != nil {
 		return nil, err
 	}
-	r := row{workload: "proxy blob-get (64 MiB, c=4)", baseline: "the same upstream, direct", unit: "MiB/s",
-		base: b.bytesPerS, signet: sg.bytesPerS, ratio: sg.bytesPerS / b.bytesPerS, p99Base: b.p99, p99Signet: sg.p99,
-		target: "≥ 0.9", errors: b.errors + sg.errors,
-		extraNotes: "the upstream and Signet share the server core; direct, the upstream has it alone"}
-	r.met = verdict(r.ratio >= 0.9)
-	rows = append(rows, r)
+	b.workload, b.baseline, b.target = "proxy blob-get (64 MiB, c=4)", "the same upstream, direct", "≥ 0.9"
+	b.extraNotes = "the upstream and Signet share the server core; direct, the upstream has it alone"
+	b.met = verdict(b.ratio >= 0.9)
 
 	ml := load{threads: 1, connections: 32, duration: o.duration, headers: []string{"Accept: " + ociManifest}}
-	md, mp := ml, ml
-	md.url, mp.url = "http://"+up.addr+manifest, "http://"+s.addr+manifest
-	b, sg, err = pair(ctx, o, wrkRunner(e, md), wrkRunner(e, mp))
+	m, err := getRow(ctx, e, o, ml, up, s, manifest, "req/s")
 	if err != nil {
 		return nil, err
 	}
-	r = row{workload: "proxy manifest-get (c=32)", baseline: "the same upstream, direct", unit: "req/s",
-		base: b.rps, signet: sg.rps, ratio: sg.rps / b.rps, p99Base: b.p99, p99Signet: sg.p99,
-		target: "> 1", errors: b.errors + sg.errors}
-	r.met = verdict(r.ratio > 1)
-	return append(rows, r), nil
+	m.workload, m.baseline, m.target = "proxy manifest-get (c=32)", "the same upstream, direct", "> 1"
+	m.met = verdict(m.ratio > 1)
+	return []row{b, m}, nil
 }

@@ -45,8 +45,8 @@ type Options struct {
 	// (signatures.externalRepositories); for them no manifest is
 	// required. Nil means none.
 	External ExternalRepositories
-	// Lists caches each image's signatures and encoded GET response by
-	// ImageKey.String(). Whoever writes to Store must invalidate the
+	// Lists caches each image's encoded GET response by ImageKey.
+	// Whoever writes to Store must invalidate the
 	// image's key after each change commits, status changes included
 	// (the registry wraps the store to do so). Nil turns the cache off.
 	Lists *gencache.Cache[signaturestore.ImageKey, *List]
@@ -153,11 +153,6 @@ func (l *List) Content(i int) ([]byte, error) {
 }
 
 func (l *List) size() int64 { return int64(len(l.Encoded)+16*len(l.contents)) + 128 }
-
-// KeySize is what a cache key of key costs, for caches' byte bounds.
-func KeySize(key signaturestore.ImageKey) int64 {
-	return int64(len(key.Repository)+len(key.Digest)) + 32
-}
 
 // requireImage validates the image and requires its manifest, even when
 // its list is cached, so a deleted image stops answering at once; on

@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkBlobFastPath: GET of a 16 MiB blob over loopback, served from
-// its file by the fast path (sendfile) and by the embedded app (a second
+// its file by the fast path (a buffered copy) and by the embedded app (a second
 // server over the same data directory with the fast path off), in one
 // run: each iteration makes one request each way, alternating which goes
 // first, so both see the same machine. Reported per request, for each

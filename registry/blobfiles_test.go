@@ -359,7 +359,8 @@ func TestBlobFastPathKeepsAccessControl(t *testing.T) {
 var accessLine = regexp.MustCompile(`msg=request method=(\S+) path=(\S+) route=(\S+) status=(\d+) bytes=(\d+)`)
 
 // TestBlobFastPathAccessLogBytes: what is sent through ReadFrom
-// (sendfile) is counted in the access log like what is written.
+// (the wrappers pass it on) is counted in the access log like what is
+// written.
 func TestBlobFastPathAccessLogBytes(t *testing.T) {
 	e := newTestEnv(t, nil)
 	blob := randomBytes(1 << 20)

@@ -82,19 +82,20 @@ type existenceCache struct {
 	cache *gencache.Cache[signaturestore.ImageKey, struct{}]
 }
 
-func imageCacheKey(repository string, dgst digest.Digest) signaturestore.ImageKey {
-	return signaturestore.ImageKey{Repository: repository, Digest: dgst}
+// keySize is what a cache key costs, for the caches' byte bounds.
+func keySize(key signaturestore.ImageKey) int64 {
+	return int64(len(key.Repository)+len(key.Digest)) + 32
 }
 
 func (e *existenceCache) ManifestExists(ctx context.Context, repository string, dgst digest.Digest) (bool, error) {
-	key := imageCacheKey(repository, dgst)
+	key := signaturestore.ImageKey{Repository: repository, Digest: dgst}
 	if _, ok := e.cache.Get(key); ok {
 		return true, nil
 	}
 	gen := e.cache.Gen()
 	ok, err := e.next.ManifestExists(ctx, repository, dgst)
 	if ok && err == nil {
-		e.cache.Put(key, struct{}{}, extensions.KeySize(key)+48, gen)
+		e.cache.Put(key, struct{}{}, keySize(key)+48, gen)
 	}
 	return ok, err
 }
@@ -138,7 +139,7 @@ func (s *Server) withManifestCache(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		key := imageCacheKey(repository, dgst)
+		key := signaturestore.ImageKey{Repository: repository, Digest: dgst}
 		if m, hit := s.manifestCache.Get(key); hit {
 			if !serveCachedManifest(w, r, m, dgst) {
 				// The registry answers this client with its own
@@ -163,7 +164,7 @@ func (s *Server) withManifestCache(next http.Handler) http.Handler {
 			return
 		}
 		m := &cachedManifest{header: h, body: tee.body, mediaType: h.Get("Content-Type")}
-		s.manifestCache.Put(key, m, int64(len(m.body))+extensions.KeySize(key)+512, gen)
+		s.manifestCache.Put(key, m, int64(len(m.body))+keySize(key)+512, gen)
 	})
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/signet-registry/signet/signaturestore"
 )
 
 const (
@@ -88,7 +90,7 @@ func TestManifestCacheMatchesRegistry(t *testing.T) {
 				if r := e.do("GET", path, nil, map[string]string{"Accept": all}); r.status != http.StatusOK {
 					t.Fatalf("fill: %d %s", r.status, r.body)
 				}
-				if _, ok := e.srv.manifestCache.Get(imageCacheKey(repo, mustDigest(t, m.dgst))); !ok {
+				if _, ok := e.srv.manifestCache.Get(signaturestore.ImageKey{Repository: repo, Digest: mustDigest(t, m.dgst)}); !ok {
 					t.Fatal("a GET by digest did not fill the cache")
 				}
 				fromCache := e.doHeader(shape.method, path, hdr)
@@ -296,7 +298,7 @@ func TestCachesKeepAccessControl(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := e.srv.manifestCache.Get(imageCacheKey(repo, mustDigest(t, dgst))); !ok {
+	if _, ok := e.srv.manifestCache.Get(signaturestore.ImageKey{Repository: repo, Digest: mustDigest(t, dgst)}); !ok {
 		t.Fatal("the manifest was not cached")
 	}
 	e.hdr = nil
