@@ -184,16 +184,18 @@ func (h *Handler) listImage(w http.ResponseWriter, r *http.Request, repository, 
 		}
 		gen = cache.Gen()
 	}
-	sigs, err := h.opts.Store.List(r.Context(), key)
+	// Encoded straight from the store's records: no Signature is built.
+	var enc listEncoder
+	// The usual name is "<digest>@<32 hex>", of type atomic.
+	usual := len(key.Digest) + 1 + 32 + len(signaturestore.TypeAtomic)
+	err := signaturestore.VisitList(r.Context(), h.opts.Store, key,
+		func(n int, contentBytes int64) { enc.start(n, contentBytes, n*usual) }, enc.add)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("list signatures of %s: %w", key, err))
 		return nil, false
 	}
 	l := &List{key: key, id: h.listIDs.Add(1)}
-	if l.Encoded, l.contents, err = encodeList(sigs); err != nil {
-		h.fail(w, r, err)
-		return nil, false
-	}
+	l.Encoded, l.contents = enc.finish()
 	l.contentLength = []string{strconv.Itoa(len(l.Encoded))}
 	if cache != nil {
 		cache.Put(key, l, l.size(), gen)

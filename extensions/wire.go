@@ -218,54 +218,102 @@ func EncodeList(sigs []signaturestore.Signature) ([]byte, error) {
 // signature's base64 content lies in it, so a cached list can serve one
 // content without keeping the decoded signatures.
 func encodeList(sigs []signaturestore.Signature) ([]byte, [][2]int, error) {
-	size := len(`{"signatures":[]}`)
+	var e listEncoder
+	var content int64
+	names := 0
 	for _, s := range sigs {
-		size += 64 + len(s.Name) + len(s.Type) + base64.StdEncoding.EncodedLen(len(s.Content))
+		content += int64(len(s.Content))
+		names += len(s.Name) + len(s.Type)
 	}
-	b := make([]byte, 0, size)
-	offsets := make([][2]int, len(sigs))
-	b = append(b, `{"signatures":[`...)
-	for i, s := range sigs {
-		if i > 0 {
-			b = append(b, ',')
+	e.start(len(sigs), content, names)
+	for _, s := range sigs {
+		if err := e.add(signaturestore.SignatureView{Name: []byte(s.Name), Type: s.Type, Content: s.Content}); err != nil {
+			return nil, nil, err
 		}
-		b = append(b, `{"schemaVersion":`...)
-		b = strconv.AppendInt(b, SchemaVersion, 10)
-		for _, f := range []struct{ key, val string }{{`,"name":`, s.Name}, {`,"type":`, s.Type}} {
-			b = append(b, f.key...)
-			if plainJSON(f.val) {
-				// What json.Marshal writes for a string it leaves
-				// unescaped: the names every client sends.
-				b = append(append(append(b, '"'), f.val...), '"')
-				continue
-			}
-			// json.Marshal of a string: the same escaping as in a struct.
-			v, err := json.Marshal(f.val)
-			if err != nil {
-				return nil, nil, fmt.Errorf("encode signature list: %w", err)
-			}
-			b = append(b, v...)
-		}
-		b = append(b, `,"content":`...)
-		if s.Content == nil {
-			b = append(b, "null"...)
-			offsets[i] = [2]int{len(b), len(b)}
-		} else {
-			b = append(b, '"')
-			start := len(b)
-			b = base64.StdEncoding.AppendEncode(b, s.Content)
-			offsets[i] = [2]int{start, len(b)}
-			b = append(b, '"')
-		}
-		b = append(b, '}')
 	}
-	return append(b, "]}"...), offsets, nil
+	b, offsets := e.finish()
+	return b, offsets, nil
+}
+
+// listEncoder is encodeList one signature at a time, for
+// signaturestore.VisitList: start, add each, finish.
+type listEncoder struct {
+	b       []byte
+	offsets [][2]int
+}
+
+// start sizes the list for n signatures with contentBytes of content in
+// all and about nameBytes of names and types.
+func (e *listEncoder) start(n int, contentBytes int64, nameBytes int) {
+	// 64 bytes of JSON around each signature's fields, and base64 of
+	// each content rounded up to whole groups of 3 bytes.
+	size := int64(len(`{"signatures":[]}`)) + int64(n)*64 + int64(nameBytes) + (contentBytes+2*int64(n))/3*4 + 4
+	e.b = make([]byte, 0, size)
+	e.offsets = make([][2]int, 0, n)
+	e.b = append(e.b, `{"signatures":[`...)
+}
+
+// add appends one signature; its slices are not kept.
+func (e *listEncoder) add(v signaturestore.SignatureView) error {
+	b := e.b
+	if len(e.offsets) > 0 {
+		b = append(b, ',')
+	}
+	b = append(b, `{"schemaVersion":`...)
+	b = strconv.AppendInt(b, SchemaVersion, 10)
+	b = append(b, `,"name":`...)
+	b, err := appendJSONString(b, v.Name)
+	if err != nil {
+		return err
+	}
+	b = append(b, `,"type":`...)
+	if b, err = appendJSONString(b, v.Type); err != nil {
+		return err
+	}
+	b = append(b, `,"content":`...)
+	if v.Content == nil {
+		b = append(b, "null"...)
+		e.offsets = append(e.offsets, [2]int{len(b), len(b)})
+	} else {
+		b = append(b, '"')
+		start := len(b)
+		b = base64.StdEncoding.AppendEncode(b, v.Content)
+		e.offsets = append(e.offsets, [2]int{start, len(b)})
+		b = append(b, '"')
+	}
+	e.b = append(b, '}')
+	return nil
+}
+
+// finish returns the list and the offsets of each content in it. A list
+// whose names outgrew start's estimate is copied to its size: it may be
+// cached.
+func (e *listEncoder) finish() ([]byte, [][2]int) {
+	b := append(e.b, "]}"...)
+	if cap(b)-len(b) > len(b)/8 {
+		b = bytes.Clone(b)
+	}
+	return b, e.offsets
+}
+
+// appendJSONString appends s as json.Marshal writes a string in a struct.
+func appendJSONString[T string | []byte](b []byte, s T) ([]byte, error) {
+	if plainJSON(s) {
+		// What json.Marshal writes for a string it leaves unescaped:
+		// the names every client sends.
+		return append(append(append(b, '"'), s...), '"'), nil
+	}
+	v, err := json.Marshal(string(s))
+	if err != nil {
+		return nil, fmt.Errorf("encode signature list: %w", err)
+	}
+	return append(b, v...), nil
 }
 
 // plainJSON reports whether json.Marshal writes s as itself in quotes:
 // printable ASCII without the characters it escapes (quote, backslash,
 // and <, > and & for HTML safety).
-func plainJSON(s string) bool {
+func plainJSON[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':

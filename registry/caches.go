@@ -51,6 +51,12 @@ type notifyingStore struct {
 	changed func(signaturestore.ImageKey)
 }
 
+// VisitList keeps the store's fast read path (signaturestore.ListVisitor)
+// in sight through the wrapper; it writes nothing, so it notifies nothing.
+func (n *notifyingStore) VisitList(ctx context.Context, key signaturestore.ImageKey, size func(int, int64), each func(signaturestore.SignatureView) error) error {
+	return signaturestore.VisitList(ctx, n.Store, key, size, each)
+}
+
 func (n *notifyingStore) Put(ctx context.Context, key signaturestore.ImageKey, sig signaturestore.Signature) error {
 	defer n.changed(key)
 	return n.Store.Put(ctx, key, sig)

@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -9,11 +11,13 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/signet-registry/signet/extensions"
 	"github.com/signet-registry/signet/signaturestore"
 )
 
@@ -306,6 +310,47 @@ func TestCachesKeepAccessControl(t *testing.T) {
 		r := e.do("GET", p, nil, accept)
 		if r.status != http.StatusUnauthorized {
 			t.Errorf("anonymous GET %s after caching: %d %s", p, r.status, r.body)
+		}
+	}
+}
+
+// TestSignatureGetServesStoredList: the GET body, encoded from the
+// store's records without building Signatures (signaturestore.VisitList),
+// is exactly json.Marshal of what List returns, for names and types of
+// every form, both when it is read from the store and from the cache.
+func TestSignatureGetServesStoredList(t *testing.T) {
+	e := newTestEnv(t, nil)
+	repo := "ns/visit"
+	d := e.pushImage(repo, "v1")
+	key := signaturestore.ImageKey{Repository: repo, Digest: digest.Digest(d)}
+	for _, sig := range []signaturestore.Signature{
+		{Name: d + "@0123456789abcdef0123456789abcdef", Type: signaturestore.TypeAtomic, Content: []byte("short form")},
+		{Name: d + "@0123456789ABCDEF0123456789ABCDEF", Type: signaturestore.TypeAtomic, Content: []byte{0, 1, 2, 0xff}},
+		{Name: `other <"name">`, Type: "x-other\u2028", Content: bytes.Repeat([]byte("z"), 300)},
+	} {
+		if err := e.store.Put(t.Context(), key, sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sigs, err := e.store.List(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := extensions.SignatureList{Signatures: make([]extensions.Signature, len(sigs))}
+	for i, s := range sigs {
+		list.Signatures[i] = extensions.Signature{SchemaVersion: extensions.SchemaVersion, Name: s.Name, Type: s.Type, Content: s.Content}
+	}
+	want, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []string{"store", "cache"} {
+		r := e.do("GET", sigPath(repo, d), nil, nil)
+		if r.status != http.StatusOK || !bytes.Equal(r.body, want) {
+			t.Fatalf("GET from the %s: %d\n got %s\nwant %s", from, r.status, r.body, want)
+		}
+		if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(want)) {
+			t.Fatalf("GET from the %s: Content-Length %s, body %d bytes", from, cl, len(want))
 		}
 	}
 }

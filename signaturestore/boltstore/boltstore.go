@@ -369,10 +369,33 @@ func (s *Store) List(ctx context.Context, key signaturestore.ImageKey) ([]signat
 	return sigs, nil
 }
 
+// VisitList implements signaturestore.ListVisitor: List without copying.
+// The fields it does not show (creation time, status) are framed and
+// checked but not decoded.
+func (s *Store) VisitList(ctx context.Context, key signaturestore.ImageKey, size func(n int, contentBytes int64), each func(signaturestore.SignatureView) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list signatures: %w", err)
+	}
+	if err := validateKey(key); err != nil {
+		return fmt.Errorf("list signatures of %s: %w", key, err)
+	}
+	err := s.view(func(tx *bbolt.Tx) error {
+		t, err := openListTree(tx)
+		if err != nil {
+			return err
+		}
+		return t.visit(key, size, each)
+	})
+	if err != nil {
+		return fmt.Errorf("list signatures of %s: %w", key, err)
+	}
+	return nil
+}
+
 // listTx reads one image's signatures in insertion order; no signatures is
 // an empty, non-nil slice.
 func listTx(tx *bbolt.Tx, key signaturestore.ImageKey) ([]signaturestore.Signature, error) {
-	t, err := openTree(tx)
+	t, err := openListTree(tx)
 	if err != nil {
 		return nil, err
 	}

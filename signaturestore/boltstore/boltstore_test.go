@@ -82,6 +82,22 @@ func rawDB(t *testing.T, s *Store) *bbolt.DB {
 	return db
 }
 
+// corruptTree closes s, applies corrupt to its buckets in one raw update,
+// and returns the database's path.
+func corruptTree(t *testing.T, s *Store, corrupt func(t *testing.T, tx *bbolt.Tx, tr *tree)) string {
+	t.Helper()
+	db := rawDB(t, s)
+	must(t, db.Update(func(tx *bbolt.Tx) error {
+		tr, err := openTree(tx)
+		must(t, err)
+		corrupt(t, tx, tr)
+		return nil
+	}))
+	path := db.Path()
+	must(t, db.Close())
+	return path
+}
+
 func TestSchemaVersionWritten(t *testing.T) {
 	s := MustOpen(t)
 	db := rawDB(t, s)
@@ -512,17 +528,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 			if err := s.Check(); err != nil {
 				t.Fatalf("Check before corruption: %v", err)
 			}
-			db := rawDB(t, s)
-			if err := db.Update(func(tx *bbolt.Tx) error {
-				tr, err := openTree(tx)
-				must(t, err)
-				tc.corrupt(t, tx, tr)
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			path := db.Path()
-			must(t, db.Close())
+			path := corruptTree(t, s, tc.corrupt)
 			// A missing bucket is refused by Open already.
 			s, err := Open(path, Options{})
 			if err == nil {
@@ -600,5 +606,51 @@ func TestListFollowsSequenceRuns(t *testing.T) {
 	}
 	if got, err := s2.List(t.Context(), b); err != nil || len(got) != 3 {
 		t.Fatalf("List of the other image = %d, %v", len(got), err)
+	}
+}
+
+// TestVisitListRefusesCorruption: the fast path reads what List reads and
+// refuses what List refuses.
+func TestVisitListRefusesCorruption(t *testing.T) {
+	k := key("ns/visit", "img")
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, tr *tree)
+		text    string
+	}{
+		{"record of another image", func(t *testing.T, tr *tree) {
+			id, sg, err := decodeRecord(tr.sigs.Get(u64(2)), k.Digest)
+			must(t, err)
+			must(t, tr.sigs.Put(u64(2), appendRecord(nil, id+1, k.Digest, sg.Name, sg.Type, sg.Content, sg.Created, nil)))
+		}, "belongs to image id 2, indexed under 1"},
+		{"record missing", func(t *testing.T, tr *tree) {
+			must(t, tr.sigs.Delete(u64(2)))
+		}, "missing signature 2"},
+		{"malformed record", func(t *testing.T, tr *tree) {
+			must(t, tr.sigs.Put(u64(1), []byte{recordVersion, 0, 200}))
+		}, "signature 1"},
+		{"malformed index", func(t *testing.T, tr *tree) {
+			v := bytes.Clone(tr.index.Get(u64(1)))
+			must(t, tr.index.Put(u64(1), append(v, 0x01)))
+		}, "index"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := MustOpen(t)
+			for n := range 2 {
+				must(t, s.Put(t.Context(), k, sig(k, n)))
+			}
+			path := corruptTree(t, s, func(t *testing.T, _ *bbolt.Tx, tr *tree) { tc.corrupt(t, tr) })
+			s2, err := Open(path, Options{})
+			must(t, err)
+			t.Cleanup(func() { _ = s2.Close() })
+			_, lerr := s2.List(t.Context(), k)
+			verr := s2.VisitList(t.Context(), k, func(int, int64) {}, func(signaturestore.SignatureView) error { return nil })
+			for what, err := range map[string]error{"List": lerr, "VisitList": verr} {
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.text) {
+					t.Errorf("%s = %v; want ErrCorrupt mentioning %q", what, err, tc.text)
+				}
+			}
+		})
 	}
 }

@@ -231,6 +231,16 @@ func openTree(tx *bbolt.Tx) (*tree, error) {
 	return t, nil
 }
 
+// openListTree is openTree for reading lists (List, VisitList): only the
+// buckets a list reads are opened, each a lookup and an allocation.
+func openListTree(tx *bbolt.Tx) (*tree, error) {
+	t := &tree{images: tx.Bucket(bucketImages), index: tx.Bucket(bucketIndex), sigs: tx.Bucket(bucketSigs)}
+	if t.images == nil || t.index == nil || t.sigs == nil {
+		return nil, fmt.Errorf("%w: missing one of the buckets images, index, sigs", ErrCorrupt)
+	}
+	return t, nil
+}
+
 // image is one image that holds signatures, with its parsed index.
 type image struct {
 	key     []byte // images key
@@ -344,6 +354,24 @@ func recordAt(img *image, seq uint64, v []byte) (signaturestore.Signature, error
 // list reads one image's signatures in insertion order.
 func (t *tree) list(img *image) ([]signaturestore.Signature, error) {
 	sigs := make([]signaturestore.Signature, 0, len(img.entries))
+	err := t.eachRecord(img, func(seq uint64, v []byte) error {
+		sig, err := recordAt(img, seq, v)
+		if err != nil {
+			return err
+		}
+		sigs = append(sigs, sig)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sigs, nil
+}
+
+// eachRecord calls fn with the sequence number and the stored record (nil
+// when missing) of each of img's index entries, in order. The record
+// aliases the transaction's memory.
+func (t *tree) eachRecord(img *image, fn func(seq uint64, v []byte) error) error {
 	// One cursor for the whole list: where an image's signatures were
 	// stored one after another (signed in one go, imported), the next
 	// key is one step away, where a Get descends from the root again.
@@ -351,23 +379,62 @@ func (t *tree) list(img *image) ([]signaturestore.Signature, error) {
 	c := t.sigs.Cursor()
 	var key [8]byte
 	var k, v []byte
-	for i, e := range img.entries {
+	var prev uint64
+	var ferr error
+	err := eachEntry(img.raw, func(e entry) bool {
 		binary.BigEndian.PutUint64(key[:], e.seq)
-		if i > 0 && k != nil && e.seq == img.entries[i-1].seq+1 {
+		if prev != 0 && k != nil && e.seq == prev+1 {
 			k, v = c.Next()
 		} else {
 			k, v = c.Seek(key[:])
 		}
+		prev = e.seq
 		if !bytes.Equal(k, key[:]) {
 			v = nil
 		}
-		sig, err := recordAt(img, e.seq, v)
-		if err != nil {
-			return nil, err
-		}
-		sigs = append(sigs, sig)
+		ferr = fn(e.seq, v)
+		return ferr == nil
+	})
+	if err != nil {
+		return fmt.Errorf("image %q (id %d): %w", img.key, img.id, err)
 	}
-	return sigs, nil
+	return ferr
+}
+
+// visit is VisitList within a transaction.
+func (t *tree) visit(key signaturestore.ImageKey, size func(int, int64), each func(signaturestore.SignatureView) error) error {
+	img, err := t.imageHead(imageKeyBytes(key), key.Digest)
+	if err != nil {
+		return err
+	}
+	if img == nil {
+		size(0, 0)
+		return nil
+	}
+	n := 0
+	if err := eachEntry(img.raw, func(entry) bool { n++; return true }); err != nil {
+		return fmt.Errorf("image %q (id %d): %w", img.key, img.id, err)
+	}
+	size(n, int64(img.bytes))
+	var name []byte
+	return t.eachRecord(img, func(seq uint64, v []byte) error {
+		if v == nil {
+			return fmt.Errorf("%w: index points to missing signature %d", ErrCorrupt, seq)
+		}
+		f, err := parseRecord(v, img.d)
+		if err != nil {
+			return fmt.Errorf("signature %d: %w", seq, err)
+		}
+		if f.id != img.id {
+			return fmt.Errorf("%w: signature %d belongs to image id %d, indexed under %d", ErrCorrupt, seq, f.id, img.id)
+		}
+		name = f.appendName(name[:0], img.d)
+		typ := signaturestore.TypeAtomic
+		if f.typ != nil {
+			typ = string(f.typ)
+		}
+		return each(signaturestore.SignatureView{Name: name, Type: typ, Content: f.content})
+	})
 }
 
 // remove drops an image that no longer holds signatures: an image has

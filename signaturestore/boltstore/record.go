@@ -176,17 +176,21 @@ func (r *recordReader) fail(format string, args ...any) {
 	}
 }
 
-func (r *recordReader) uvarint(what string) uint64 {
+func (r *recordReader) uvarint(what string) uint64 { return r.uvarintOf(what, "") }
+
+// uvarintOf is uvarint of the field what+suffix; the name is only built
+// for an error.
+func (r *recordReader) uvarintOf(what, suffix string) uint64 {
 	if r.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.fail("bad %s", what)
+		r.fail("bad %s%s", what, suffix)
 		return 0
 	}
 	if n != uvarintLen(v) {
-		r.fail("non-minimal %s", what)
+		r.fail("non-minimal %s%s", what, suffix)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -196,7 +200,7 @@ func (r *recordReader) uvarint(what string) uint64 {
 // bytes returns the next length-prefixed field. The result aliases the
 // record: callers copy it before the transaction ends.
 func (r *recordReader) bytes(what string) []byte {
-	n := r.uvarint(what + " length")
+	n := r.uvarintOf(what, " length")
 	if r.err != nil {
 		return nil
 	}
@@ -222,69 +226,106 @@ func (r *recordReader) fixed(n int, what string) []byte {
 	return v
 }
 
+// recordFields are a parsed record's fields. The slices alias the record.
+type recordFields struct {
+	short                        bool   // name holds the 16-byte suffix of a short-form name
+	name                         []byte // the suffix, or the whole name
+	typ                          []byte // nil with flagAtomic
+	content, secs, nanos, status []byte
+	id                           uint64
+}
+
+// parseRecord parses a record of an image with digest d strictly, without
+// copying or decoding anything: every field is framed and checked except
+// the status JSON, which decodeRecord (and signet check, through it)
+// decodes.
+func parseRecord(b []byte, d digest.Digest) (recordFields, error) {
+	var f recordFields
+	if len(b) == 0 {
+		return f, fmt.Errorf("%w: record: empty", ErrCorrupt)
+	}
+	if b[0] != recordVersion {
+		return f, fmt.Errorf("%w: record: unknown version %d", ErrCorrupt, b[0])
+	}
+	r := &recordReader{b: b[1:]}
+	flags := r.fixed(1, "flags")
+	if r.err != nil {
+		return f, r.err
+	}
+	if flags[0]&^knownFlags != 0 {
+		return f, fmt.Errorf("%w: record: unknown flags %#x", ErrCorrupt, flags[0])
+	}
+	if f.short = flags[0]&flagShortName != 0; f.short {
+		f.name = r.fixed(nameSuffixLen, "name suffix")
+	} else {
+		f.name = r.bytes("name")
+		if _, short := shortName(d, string(f.name)); short && r.err == nil {
+			r.fail("name %q stored in full", f.name)
+		}
+	}
+	if flags[0]&flagAtomic == 0 {
+		f.typ = r.bytes("type")
+		if string(f.typ) == signaturestore.TypeAtomic && r.err == nil {
+			r.fail("type %q stored in full", f.typ)
+		}
+	}
+	f.content = r.bytes("content")
+	f.secs = r.fixed(8, "created seconds")
+	f.nanos = r.fixed(4, "created nanoseconds")
+	f.status = r.bytes("status")
+	f.id = r.uvarint("image id")
+	if r.err != nil {
+		return f, r.err
+	}
+	if len(r.b) != 0 {
+		return f, fmt.Errorf("%w: record: %d trailing bytes", ErrCorrupt, len(r.b))
+	}
+	if len(f.name) == 0 || (f.typ != nil && len(f.typ) == 0) || len(f.content) == 0 {
+		return f, fmt.Errorf("%w: record: empty name, type or content", ErrCorrupt)
+	}
+	if f.id == 0 {
+		return f, fmt.Errorf("%w: record: image id 0", ErrCorrupt)
+	}
+	if err := checkNanos(f.nanos); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// appendName appends the record's name, for an image with digest d.
+func (f *recordFields) appendName(dst []byte, d digest.Digest) []byte {
+	if !f.short {
+		return append(dst, f.name...)
+	}
+	dst = append(append(dst, d...), '@')
+	return hex.AppendEncode(dst, f.name)
+}
+
 // decodeRecord parses a record of an image with digest d strictly and
 // copies every field out of b, so the result stays valid after the
 // transaction that read b has ended. It returns the image id the record
 // names.
 func decodeRecord(b []byte, d digest.Digest) (uint64, signaturestore.Signature, error) {
-	if len(b) == 0 {
-		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: empty", ErrCorrupt)
+	f, err := parseRecord(b, d)
+	if err != nil {
+		return 0, signaturestore.Signature{}, err
 	}
-	if b[0] != recordVersion {
-		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: unknown version %d", ErrCorrupt, b[0])
-	}
-	r := &recordReader{b: b[1:]}
-	flags := r.fixed(1, "flags")
-	if r.err != nil {
-		return 0, signaturestore.Signature{}, r.err
-	}
-	if flags[0]&^knownFlags != 0 {
-		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: unknown flags %#x", ErrCorrupt, flags[0])
-	}
-	var name string
-	if flags[0]&flagShortName != 0 {
-		if sfx := r.fixed(nameSuffixLen, "name suffix"); r.err == nil {
-			name = fullName(d, sfx)
-		}
-	} else {
-		name = string(r.bytes("name"))
-		if _, short := shortName(d, name); short && r.err == nil {
-			r.fail("name %q stored in full", name)
-		}
+	name := string(f.name)
+	if f.short {
+		name = fullName(d, f.name)
 	}
 	typ := signaturestore.TypeAtomic
-	if flags[0]&flagAtomic == 0 {
-		typ = string(r.bytes("type"))
-		if typ == signaturestore.TypeAtomic && r.err == nil {
-			r.fail("type %q stored in full", typ)
-		}
+	if f.typ != nil {
+		typ = string(f.typ)
 	}
-	content := r.bytes("content")
-	secs := r.fixed(8, "created seconds")
-	nanos := r.fixed(4, "created nanoseconds")
-	status := r.bytes("status")
-	id := r.uvarint("image id")
-	if r.err != nil {
-		return 0, signaturestore.Signature{}, r.err
-	}
-	if len(r.b) != 0 {
-		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: %d trailing bytes", ErrCorrupt, len(r.b))
-	}
-	if name == "" || typ == "" || len(content) == 0 {
-		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: empty name, type or content", ErrCorrupt)
-	}
-	if id == 0 {
-		return 0, signaturestore.Signature{}, fmt.Errorf("%w: record: image id 0", ErrCorrupt)
-	}
-	sig, err := finishRecord(name, typ, content, secs, nanos, status)
-	return id, sig, err
+	sig, err := finishRecord(name, typ, f.content, f.secs, f.nanos, f.status)
+	return f.id, sig, err
 }
 
 // finishRecord checks and copies the fields both record versions share.
 func finishRecord(name, typ string, content, secs, nanos, status []byte) (signaturestore.Signature, error) {
-	ns := binary.BigEndian.Uint32(nanos)
-	if ns >= 1e9 {
-		return signaturestore.Signature{}, fmt.Errorf("%w: record: nanoseconds %d out of range", ErrCorrupt, ns)
+	if err := checkNanos(nanos); err != nil {
+		return signaturestore.Signature{}, err
 	}
 	st, err := decodeStatus(status)
 	if err != nil {
@@ -294,9 +335,16 @@ func finishRecord(name, typ string, content, secs, nanos, status []byte) (signat
 		Name:    name,
 		Type:    typ,
 		Content: bytes.Clone(content),
-		Created: time.Unix(int64(binary.BigEndian.Uint64(secs)), int64(ns)).UTC(),
+		Created: time.Unix(int64(binary.BigEndian.Uint64(secs)), int64(binary.BigEndian.Uint32(nanos))).UTC(),
 		Status:  st,
 	}, nil
+}
+
+func checkNanos(nanos []byte) error {
+	if ns := binary.BigEndian.Uint32(nanos); ns >= 1e9 {
+		return fmt.Errorf("%w: record: nanoseconds %d out of range", ErrCorrupt, ns)
+	}
+	return nil
 }
 
 // contentHash identifies a signature's type and content for the duplicate

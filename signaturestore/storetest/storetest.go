@@ -197,7 +197,55 @@ func mustList(t *testing.T, s signaturestore.Store, key signaturestore.ImageKey)
 	if sigs == nil {
 		t.Fatalf("List(%s) returned a nil slice; want non-nil", key)
 	}
+	wantVisit(t, s, key, sigs)
 	return sigs
+}
+
+// visitAll visits the image's signatures and discards them.
+func visitAll(ctx context.Context, s signaturestore.Store, key signaturestore.ImageKey) error {
+	return signaturestore.VisitList(ctx, s, key, func(int, int64) {}, func(signaturestore.SignatureView) error { return nil })
+}
+
+// wantVisit checks that VisitList (the store's fast path when it has one)
+// shows what List returned: the same number, content bytes, and names,
+// types and contents in the same order.
+func wantVisit(t *testing.T, s signaturestore.Store, key signaturestore.ImageKey, want []signaturestore.Signature) {
+	t.Helper()
+	var (
+		sized    int
+		n, bytes = -1, int64(-1)
+		got      []signaturestore.Signature
+	)
+	err := signaturestore.VisitList(t.Context(), s, key, func(count int, contentBytes int64) {
+		sized++
+		n, bytes = count, contentBytes
+	}, func(v signaturestore.SignatureView) error {
+		if sized != 1 {
+			t.Errorf("VisitList(%s): each called before size", key)
+		}
+		// The views alias the store's memory: copy, as callers must.
+		got = append(got, signaturestore.Signature{Name: string(v.Name), Type: v.Type, Content: slices.Clone(v.Content)})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("VisitList(%s): %v", key, err)
+	}
+	var total int64
+	for _, sig := range want {
+		total += int64(len(sig.Content))
+	}
+	if sized != 1 || n != len(want) || bytes != total {
+		t.Fatalf("VisitList(%s) size called %d times with (%d, %d); want once with (%d, %d)", key, sized, n, bytes, len(want), total)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("VisitList(%s) visited %d signatures, List returned %d", key, len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name || got[i].Type != want[i].Type || !slices.Equal(got[i].Content, want[i].Content) {
+			t.Fatalf("VisitList(%s) signature %d = %q (%s, %d bytes), List has %q (%s, %d bytes)",
+				key, i, got[i].Name, got[i].Type, len(got[i].Content), want[i].Name, want[i].Type, len(want[i].Content))
+		}
+	}
 }
 
 func mustCount(t *testing.T, s signaturestore.Store) int64 {
@@ -280,11 +328,14 @@ func testPutListRoundTrip(t *testing.T, o Opener) {
 	withNUL := newSig(key, 1)
 	withNUL.Content = []byte{0x00, 0xa3, 0x01, 0xff, 0x00, '\n', 0xc4}
 	large := sized(key, 3, 1<<20)
+	// A name of another form and another type: backends may store the
+	// usual ones in a shorter form.
+	other := signaturestore.Signature{Name: sigName(key.Digest, 4) + "-other", Type: "x-other", Content: []byte("other")}
 	cases := []signaturestore.Signature{newSig(key, 0), withNUL, {
 		Name:    sigName(key.Digest, 2),
 		Type:    signaturestore.TypeAtomic,
 		Content: []byte("x"),
-	}, large}
+	}, large, other}
 	before := time.Now().Add(-time.Second)
 	for _, sig := range cases {
 		mustPut(t, s, key, sig)
@@ -1212,6 +1263,7 @@ func testInvalid(t *testing.T, o Opener) {
 		calls = append(calls,
 			call{"Put/" + bk.name, func() error { return s.Put(ctx, key, goodSig) }},
 			call{"List/" + bk.name, func() error { _, err := s.List(ctx, key); return err }},
+			call{"VisitList/" + bk.name, func() error { return visitAll(ctx, s, key) }},
 			call{"SetStatus/" + bk.name, func() error { return s.SetStatus(ctx, key, goodSig.Name, nil) }},
 			call{"Delete/" + bk.name, func() error { return s.Delete(ctx, key, goodSig.Name) }},
 			call{"DeleteAll/" + bk.name, func() error { _, err := s.DeleteAll(ctx, key); return err }},
@@ -1270,6 +1322,7 @@ func testClosed(t *testing.T, o Opener) {
 	calls := []call{
 		{"Put", func() error { return s.Put(ctx, key, newSig(key, 1)) }},
 		{"List", func() error { _, err := s.List(ctx, key); return err }},
+		{"VisitList", func() error { return visitAll(ctx, s, key) }},
 		{"SetStatus", func() error { return s.SetStatus(ctx, key, sigName(key.Digest, 0), nil) }},
 		{"Delete", func() error { return s.Delete(ctx, key, sigName(key.Digest, 0)) }},
 		{"DeleteAll", func() error { _, err := s.DeleteAll(ctx, key); return err }},
@@ -1312,6 +1365,7 @@ func testCancelledContext(t *testing.T, o Opener) {
 				{"Delete", func() error { return s.Delete(c.ctx, key, kept.Name) }},
 				{"DeleteAll", func() error { _, err := s.DeleteAll(c.ctx, key); return err }},
 				{"List", func() error { _, err := s.List(c.ctx, key); return err }},
+				{"VisitList", func() error { return visitAll(c.ctx, s, key) }},
 				{"Count", func() error { _, err := s.Count(c.ctx); return err }},
 			}
 			if j, ok := s.(signaturestore.DeleteJournal); ok {
