@@ -232,8 +232,24 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, e err
 	c.pages.error(w, s, e)
 }
 
-// internal logs err and answers 500 without its details.
+// internal logs err and answers 500 without its details, unless err
+// carries an API error that says a backend is unavailable or busy (the
+// upstream registry in proxy mode): that one is shown with its own status
+// and message, which name no cause, so the page says what is wrong.
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, s *session, what string, err error) {
+	var apiErr errcode.Error
+	if errors.As(err, &apiErr) {
+		switch apiErr.Code.Status() {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
+			c.log.WarnContext(r.Context(), "console: "+what, "path", r.URL.Path, "err", err)
+			msg := apiErr.Message
+			if msg == "" {
+				msg = apiErr.Code.Descriptor().Message
+			}
+			c.fail(w, r, s, errcode.Error{Code: apiErr.Code, Message: what + " failed: " + msg})
+			return
+		}
+	}
 	c.log.ErrorContext(r.Context(), "console: "+what, "path", r.URL.Path, "err", err)
 	c.fail(w, r, s, errcode.Unknown.WithMessage("%s failed; the server log has the details", what))
 }

@@ -198,7 +198,8 @@ func refusal(resp *http.Response, asClient bool, what string) error {
 	case asClient && status >= 400 && status < 500:
 		return &Error{API: errcode.Denied.WithDetail(nil), cause: fmt.Errorf("%s: upstream status %d", what, status)}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return unavailable(fmt.Errorf("%s: the upstream refused the service credentials (status %d)", what, status))
+		return &Error{API: errcode.Unavailable.WithMessage("the upstream registry refused Signet's service credentials"),
+			cause: fmt.Errorf("%s: status %d", what, status)}
 	}
 	return unavailable(fmt.Errorf("%s: upstream status %d", what, status))
 }

@@ -3,11 +3,14 @@
 // registries and clients depend on preserved and the upstream's own URLs
 // turned into Signet's, and it answers Signet's questions about the
 // upstream: does a manifest exist, may these client credentials pull or
-// push, is the upstream up.
+// push, is the upstream up. For the web console it reads what the
+// upstream holds (catalog, tags, manifests, blobs, referrers), bounded and
+// digest-checked, with the service credentials (reads.go).
 //
 // It owns the upstream connection (transport, TLS, timeouts), the service
-// credentials with distribution's token flow, and three bounded caches:
-// manifest existence, passthrough pull grants and manifest bodies by
-// digest. It must not decide Signet's own access (the registry front does,
-// before a request reaches the proxy) and it never touches signatures.
+// credentials with distribution's token flow, and four bounded caches:
+// manifest existence, passthrough pull grants, manifest bodies by digest
+// and the repository list. It must not decide Signet's own access (the
+// registry front and the console do, before a request reaches the proxy)
+// and it never touches signatures.
 package proxy

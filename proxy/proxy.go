@@ -89,6 +89,9 @@ type Proxy struct {
 	healthMu  sync.Mutex
 	healthAt  time.Time
 	healthErr error
+
+	// catalog is the upstream's repository list (reads.go).
+	catalog catalogCache
 }
 
 type imageKey struct {
@@ -336,7 +339,22 @@ func (p *Proxy) localize(raw string) string {
 
 // localizeLink localizes every <URI-Reference> of an RFC 8288 Link value.
 func (p *Proxy) localizeLink(v string) string {
+	refs, text := linkRefs(v)
 	var b strings.Builder
+	for i, ref := range refs {
+		b.WriteString(text[i])
+		b.WriteByte('<')
+		b.WriteString(p.localize(ref))
+		b.WriteByte('>')
+	}
+	b.WriteString(text[len(refs)])
+	return b.String()
+}
+
+// linkRefs splits an RFC 8288 Link value into its <URI-Reference>s and
+// the text around them: text[i] comes before refs[i], and the last text
+// after the last reference (with any unterminated '<').
+func linkRefs(v string) (refs, text []string) {
 	for {
 		i := strings.IndexByte(v, '<')
 		if i < 0 {
@@ -346,13 +364,11 @@ func (p *Proxy) localizeLink(v string) string {
 		if j < 0 {
 			break
 		}
-		b.WriteString(v[:i+1])
-		b.WriteString(p.localize(v[i+1 : i+j]))
-		b.WriteByte('>')
+		text = append(text, v[:i])
+		refs = append(refs, v[i+1:i+j])
 		v = v[i+j+1:]
 	}
-	b.WriteString(v)
-	return b.String()
+	return refs, append(text, v)
 }
 
 // sameOrigin compares scheme, host and port, with default ports filled in.
@@ -411,6 +427,7 @@ func (p *Proxy) observe(resp *http.Response, t target) {
 		if d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest")); err == nil {
 			p.exist.add(imageKey{t.repo, d}, true, 1, p.ttl)
 		}
+		p.catalog.saw(t.repo)
 	case method == http.MethodDelete && status == http.StatusAccepted && refErr == nil:
 		p.markGone(t.repo, ref)
 	case read && status == http.StatusOK && refErr == nil:

@@ -25,7 +25,8 @@ import (
 // ConsoleUsers, on every page and before any lookup; at this level it is
 // an AccessNone route like /healthz. This file is its data source: the
 // in-memory repository catalog and console.Registry over distribution's
-// storage, console.Signatures over the signature store.
+// storage (over the upstream in proxy mode: consoleupstream.go),
+// console.Signatures over the signature store.
 
 // RouteUI names console requests in metrics and the access log.
 const RouteUI = "ui"
@@ -55,10 +56,21 @@ type consoleUI struct {
 }
 
 func newConsoleUI(ctx context.Context, s *Server, opts Options) (*consoleUI, error) {
-	cat := newRepoCatalog(maxCatalog, s.log)
-	// The walk is finite; a start-up context that ends early must not
-	// leave the catalog failed.
-	go cat.load(context.WithoutCancel(ctx), s.manifests.ns)
+	var (
+		reg console.Registry
+		cat *repoCatalog
+	)
+	if s.upstream != nil {
+		// Proxy mode: the images are upstream (consoleupstream.go); the
+		// embedded registry holds nothing and needs no catalog.
+		reg = upstreamConsole{proxy: s.upstream.proxy}
+	} else {
+		cat = newRepoCatalog(maxCatalog, s.log)
+		// The walk is finite; a start-up context that ends early must
+		// not leave the catalog failed.
+		go cat.load(context.WithoutCancel(ctx), s.manifests.ns)
+		reg = &consoleRegistry{ns: s.manifests.ns, catalog: cat, referrers: opts.Store}
+	}
 	var users console.Users
 	switch {
 	case opts.ConsoleUsers != nil:
@@ -69,7 +81,7 @@ func newConsoleUI(ctx context.Context, s *Server, opts Options) (*consoleUI, err
 		users = denyAll{}
 	}
 	c, err := console.New(console.Options{
-		Registry:   &consoleRegistry{ns: s.manifests.ns, catalog: cat, referrers: opts.Store},
+		Registry:   reg,
 		Signatures: opts.Store,
 		Users:      users,
 		Logger:     opts.Logger,
@@ -98,8 +110,12 @@ func (u *consoleUI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // lists a repository once it has a manifest link, and never removes one),
 // so the catalog stays what /v2/_catalog would list, without walking the
 // file system per request. Tags, digests and signatures are read live on
-// every page, so deletes need no invalidation here.
+// every page, so deletes need no invalidation here. Proxy mode has no
+// catalog (the proxy follows the upstream's).
 func (u *consoleUI) observe(next http.Handler) http.Handler {
+	if u.catalog == nil {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := manifestPutTarget(r)
 		if !ok {
@@ -265,6 +281,13 @@ func (c *consoleRegistry) Repositories(ctx context.Context, keep func(string) bo
 	if err != nil {
 		return nil, 0, err
 	}
+	page, total := pageOf(names, keep, offset, limit)
+	return page, total, nil
+}
+
+// pageOf returns the names keep accepts, skipping offset of them and
+// returning at most limit, and how many keep accepts in all.
+func pageOf(names []string, keep func(string) bool, offset, limit int) ([]string, int) {
 	var page []string
 	total := 0
 	for _, n := range names {
@@ -276,7 +299,7 @@ func (c *consoleRegistry) Repositories(ctx context.Context, keep func(string) bo
 		}
 		total++
 	}
-	return page, total, nil
+	return page, total
 }
 
 // repository opens a repository the catalog knows.
@@ -393,17 +416,18 @@ func (c *consoleRegistry) Blob(ctx context.Context, name string, d digest.Digest
 	return b, nil
 }
 
+// newReferrersIndex is an empty referrers index.
+func newReferrersIndex() referrersIndex {
+	return referrersIndex{SchemaVersion: 2, MediaType: mediaTypeIndex, Manifests: []signaturestore.Descriptor{}}
+}
+
 // Referrers implements cosign.Registry from the referrers index.
 func (c *consoleRegistry) Referrers(ctx context.Context, name string, subject digest.Digest, artifactType string) ([]byte, error) {
 	descs, err := c.referrers.Referrers(ctx, name, subject, "", maxConsoleReferrers)
 	if err != nil {
 		return nil, fmt.Errorf("referrers of %s@%s: %w", name, subject, err)
 	}
-	index := struct {
-		SchemaVersion int                         `json:"schemaVersion"`
-		MediaType     string                      `json:"mediaType"`
-		Manifests     []signaturestore.Descriptor `json:"manifests"`
-	}{SchemaVersion: 2, MediaType: mediaTypeIndex, Manifests: []signaturestore.Descriptor{}}
+	index := newReferrersIndex()
 	for _, d := range descs {
 		if artifactType == "" || d.ArtifactType == artifactType {
 			index.Manifests = append(index.Manifests, d)

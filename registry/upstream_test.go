@@ -39,6 +39,9 @@ func newUpstreamRegistry(t testing.TB, users map[string]string) *upstreamRegistr
 		"redirect":   configuration.Parameters{"disable": true},
 	}
 	cfg.HTTP.Secret = strings.Repeat("s", 32)
+	// The stock binary's default; a Configuration built in code has 0,
+	// which lists no repositories.
+	cfg.Catalog.MaxEntries = 1000
 	if users != nil {
 		var lines []string
 		for u, p := range users {
