@@ -79,20 +79,22 @@ func TestConsoleFollowsTheRegistry(t *testing.T) {
 		t.Fatalf("console lists %v, /v2/_catalog %v", got, e.catalogNames())
 	}
 	repoPage := func() string { return string(e.uiGet("/ui/repositories/ns/app", nil).body) }
-	if p := repoPage(); !strings.Contains(p, ">v1</a>") || !strings.Contains(p, "badge-unsigned") {
+	// A tag row's badge carries a title; the legend's do not.
+	badge := func(state string) string { return `badge badge-` + state + `" title=` }
+	if p := repoPage(); !strings.Contains(p, ">v1</a>") || !strings.Contains(p, badge("unsigned")) {
 		t.Fatalf("repository page:\n%s", p)
 	}
 	name := sigName(dgst)
 	if r := e.do("PUT", sigPath("ns/app", dgst), strings.NewReader(sigBody(name, []byte("not openpgp"))), nil); r.status != 201 {
 		t.Fatalf("sign: %d %s", r.status, r.body)
 	}
-	if p := repoPage(); !strings.Contains(p, "badge-unverified") || !strings.Contains(p, "1 GPG") {
+	if p := repoPage(); !strings.Contains(p, badge("unverified")) || !strings.Contains(p, "1 GPG") {
 		t.Fatalf("after signing:\n%s", p)
 	}
 	if r := e.do("PUT", recordsPath("ns/app", dgst)+"/"+name+"/status", strings.NewReader(`{"trusted":true,"imageIdentity":"example.com/ns/app:v1","issuedBy":{"commonName":"0123456789ABCDEF"}}`), nil); r.status != 200 {
 		t.Fatalf("save status: %d %s", r.status, r.body)
 	}
-	if p := repoPage(); !strings.Contains(p, "badge-verified") {
+	if p := repoPage(); !strings.Contains(p, badge("verified")) {
 		t.Fatalf("after saving a status:\n%s", p)
 	}
 	img := e.uiGet("/ui/images/ns/app@"+dgst+"?tag=v1", nil)
