@@ -226,8 +226,8 @@ http:
 func workDir(o options, name string) string { return filepath.Join(o.workDir, name) }
 
 func formatRow(r row) string {
-	return fmt.Sprintf("   %s vs %s: %.0f vs %.0f %s, ratio %.2f, p99 %s vs %s, errors %d",
-		r.workload, r.baseline, r.signet, r.base, r.unit, r.ratio, r.p99Signet, r.p99Base, r.errors)
+	return fmt.Sprintf("   %s vs %s: %s vs %s, ratio %.2f, p99 %s vs %s, errors %d",
+		r.workload, r.baseline, fmtVal(r.signet, r.unit), fmtVal(r.base, r.unit), r.ratio, r.p99Signet, r.p99Base, r.errors)
 }
 
 func renderTable(rows []row, o options) string {
