@@ -112,7 +112,8 @@ FUZZ_TARGETS := \
 	./cosign/:FuzzParseUntrusted \
 	./lookaside/:FuzzParseImageDir \
 	./containerspolicy/:FuzzParse \
-	./proxy/:FuzzParseChallenge
+	./proxy/:FuzzParseChallenge \
+	./internal/slogtext/:FuzzAppendString
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
