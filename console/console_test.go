@@ -1,9 +1,15 @@
 package console
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -778,5 +784,81 @@ func TestStaticAssets(t *testing.T) {
 	js := e.get(c, "/ui/static/console.js")
 	if strings.Contains(js.body, "innerHTML") || strings.Contains(js.body, "eval(") {
 		t.Fatal("console.js writes markup or evaluates code")
+	}
+}
+
+// barrierRegistry holds the first want tag lookups until want of them are
+// in flight together (or a generous deadline passes, which fails them),
+// and records the most ever in flight at once.
+type barrierRegistry struct {
+	*fakeRegistry
+	want     int32
+	arrived  atomic.Int32
+	inFlight atomic.Int32
+	most     atomic.Int32
+	all      chan struct{}
+}
+
+func (b *barrierRegistry) TagDigest(ctx context.Context, repository, tag string) (digest.Digest, error) {
+	n := b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	for m := b.most.Load(); n > m && !b.most.CompareAndSwap(m, n); m = b.most.Load() {
+	}
+	switch a := b.arrived.Add(1); {
+	case a == b.want:
+		close(b.all)
+	case a < b.want:
+		select {
+		case <-b.all:
+		case <-time.After(10 * time.Second):
+			return "", errors.New("the other lookups never came: rows are resolved one at a time")
+		}
+	}
+	return b.fakeRegistry.TagDigest(ctx, repository, tag)
+}
+
+// TestRepositoryRowsResolvedConcurrently: a page's tag rows are resolved
+// rowWorkers at a time (in proxy mode each is a few upstream round trips),
+// never more, and shown in tag order.
+func TestRepositoryRowsResolvedConcurrently(t *testing.T) {
+	reg := newFakeRegistry()
+	var want []string
+	for i := range 3 * rowWorkers {
+		tag := fmt.Sprintf("t%02d", i)
+		reg.pushImage(t, "ns/app", tag, nil)
+		want = append(want, tag)
+	}
+	b := &barrierRegistry{fakeRegistry: reg, want: rowWorkers, all: make(chan struct{})}
+	c, err := New(Options{Registry: b, Signatures: &fakeSignatures{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/ui/repositories/ns/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %v\n%s", resp.StatusCode, err, body)
+	}
+	if strings.Contains(string(body), "could not be resolved") {
+		t.Fatalf("rows were not resolved together:\n%s", body)
+	}
+	if most := b.most.Load(); most != rowWorkers {
+		t.Fatalf("%d lookups in flight at most, want %d", most, rowWorkers)
+	}
+	last := -1
+	for i, tag := range want {
+		pos := strings.Index(string(body), ">"+tag+"</a>")
+		if pos < 0 {
+			t.Fatalf("tag %s not shown", tag)
+		}
+		if pos < last {
+			t.Fatalf("tag %s (row %d) shown before the one above it", tag, i)
+		}
+		last = pos
 	}
 }

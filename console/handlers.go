@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/reference"
@@ -201,11 +203,35 @@ func (c *Console) repository(w http.ResponseWriter, r *http.Request, s *session,
 		pager:  paginate(nil, repositoryURL(name), page, tagsPerPage, len(tags)),
 	}
 	if v.From > 0 {
-		for _, t := range tags[v.From-1 : v.To] {
-			v.Tags = append(v.Tags, c.tagRow(ctx, name, t, legacy))
-		}
+		v.Tags = c.tagRows(ctx, name, tags[v.From-1:v.To], legacy)
 	}
 	c.pages.render(w, c.pages.repository, http.StatusOK, v)
+}
+
+// rowWorkers bounds the tag rows of a page resolved at once. Each row is
+// a few reads of the registry, which in proxy mode are requests to the
+// upstream, one after another: a page of 100 tags would otherwise wait
+// for about 300 round trips in a row.
+const rowWorkers = 8
+
+// tagRows resolves the rows of a page, rowWorkers at a time, in order.
+func (c *Console) tagRows(ctx context.Context, repository string, tags []string, legacy map[string]bool) []tagRow {
+	rows := make([]tagRow, len(tags))
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(rowWorkers, len(tags)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(tags); i = int(next.Add(1) - 1) {
+				rows[i] = c.tagRow(ctx, repository, tags[i], legacy)
+			}
+		}()
+	}
+	wg.Wait()
+	return rows
 }
 
 // tagRow resolves a tag and summarises its signatures: the GPG ones from
