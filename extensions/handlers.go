@@ -33,6 +33,15 @@ var ErrManifestUnknown = errors.New("manifest unknown")
 type Options struct {
 	Store     signaturestore.Store
 	Manifests ManifestChecker
+	// Recheck, when set, is asked again once a signature PUT has
+	// committed, without any cache, and the signature is taken back
+	// when the manifest is gone. Replicas that share the store and the
+	// blob storage need it: Locks orders a PUT against a manifest
+	// delete only within one process, so another replica can delete
+	// the manifest and its signatures between this PUT's check and its
+	// commit, which would leave the signature behind (hidden, and back
+	// if the same digest is pushed again).
+	Recheck ManifestChecker
 	// Locks orders signature writes against manifest deletes.
 	Locks *keylock.Locks
 	// MaxBodyBytes caps a PUT body.
@@ -122,6 +131,30 @@ func (h *Handler) requireManifest(ctx context.Context, key signaturestore.ImageK
 		return ErrManifestUnknown
 	}
 	return nil
+}
+
+// recheck asks Options.Recheck about a signature just committed and takes
+// it back when the manifest is gone (a delete on another replica won the
+// race). It returns the error to answer, nil to answer 201. A recheck
+// that fails leaves the signature: the check before the commit passed.
+func (h *Handler) recheck(ctx context.Context, key signaturestore.ImageKey, name string) error {
+	if h.opts.Recheck == nil || (h.opts.External != nil && h.opts.External.Match(key.Repository)) {
+		return nil
+	}
+	ok, err := h.opts.Recheck.ManifestExists(ctx, key.Repository, key.Digest)
+	if err != nil {
+		h.opts.Logger.WarnContext(ctx, "signature stored; could not check its manifest again", "image", key.String(), "signature", name, "err", err)
+		return nil
+	}
+	if ok {
+		return nil
+	}
+	// Not under ctx: the request may be gone, the signature must go.
+	if err := h.opts.Store.Delete(context.WithoutCancel(ctx), key, name); err != nil && !errors.Is(err, signaturestore.ErrNotFound) {
+		return fmt.Errorf("take back signature %s of %s, whose manifest was deleted meanwhile: %w", name, key, err)
+	}
+	h.opts.Logger.InfoContext(ctx, "signature taken back: its manifest was deleted while it was stored", "image", key.String(), "signature", name)
+	return ErrManifestUnknown
 }
 
 // List is one image's signatures as the extension API's GET body, and
@@ -264,6 +297,10 @@ func (h *Handler) PutSignature(w http.ResponseWriter, r *http.Request, repositor
 	}
 	if err := h.opts.Store.Put(r.Context(), key, sig); err != nil {
 		h.fail(w, r, fmt.Errorf("store signature %s: %w", sig.Name, err))
+		return
+	}
+	if gone := h.recheck(r.Context(), key, sig.Name); gone != nil {
+		h.fail(w, r, gone)
 		return
 	}
 	h.opts.Audit.Record(r, "signature.put", key, slog.String("signature", sig.Name))

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"go/parser"
 	"go/token"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -352,5 +355,57 @@ func TestSignatureGetServesStoredList(t *testing.T) {
 		if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(want)) {
 			t.Fatalf("GET from the %s: Content-Length %s, body %d bytes", from, cl, len(want))
 		}
+	}
+}
+
+// putHook runs before each Put reaches the store.
+type putHook struct {
+	Store
+	before func(signaturestore.ImageKey)
+}
+
+func (p *putHook) Put(ctx context.Context, key signaturestore.ImageKey, sig signaturestore.Signature) error {
+	p.before(key)
+	return p.Store.Put(ctx, key, sig)
+}
+
+// TestSignaturePutTakenBackWhenManifestDeletedMeanwhile: with a store
+// shared by replicas, another replica can delete the manifest (and its
+// signatures) between a PUT's existence check and its commit; the PUT
+// then takes its signature back and answers 404 instead of leaving it
+// behind. The hook deletes the manifest from the shared storage just
+// before the commit, as that replica would. In one process the lock
+// orders the two, so the same hook there shows the first check passed.
+func TestSignaturePutTakenBackWhenManifestDeletedMeanwhile(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			var root string
+			e := newTestEnvOptions(t, nil, nil, func(o *Options) {
+				o.SharedStore = shared
+				root = RegistryRoot(o.Config.Storage.DataDir)
+				o.Store = &putHook{Store: o.Store, before: func(k signaturestore.ImageKey) {
+					link := filepath.Join(root, "docker/registry/v2/repositories", k.Repository, "_manifests/revisions", k.Digest.Algorithm().String(), k.Digest.Encoded())
+					if err := os.RemoveAll(link); err != nil {
+						t.Error(err)
+					}
+				}}
+			})
+			dgst := e.pushImage("ns/race", "v1")
+			r := e.do("PUT", sigPath("ns/race", dgst), strings.NewReader(sigBody(sigName(dgst), []byte("sig"))), nil)
+			key := signaturestore.ImageKey{Repository: "ns/race", Digest: digest.Digest(dgst)}
+			stored, err := e.store.List(t.Context(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared {
+				if r.status != http.StatusNotFound || errorCode(t, r.body) != "MANIFEST_UNKNOWN" || len(stored) != 0 {
+					t.Fatalf("PUT = %d %s, %d signatures stored; want 404 MANIFEST_UNKNOWN and none", r.status, r.body, len(stored))
+				}
+				return
+			}
+			if r.status != http.StatusCreated || len(stored) != 1 {
+				t.Fatalf("PUT = %d %s, %d signatures stored; want 201 and one", r.status, r.body, len(stored))
+			}
+		})
 	}
 }

@@ -203,6 +203,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.sigs, err = extensions.NewHandler(extensions.Options{
 		Store:        store,
 		Manifests:    up.checker(&existenceCache{next: manifests, cache: s.existCache}),
+		Recheck:      recheckFor(opts.SharedStore, up, manifests),
 		Lists:        lists,
 		Lookaside:    s.lookaside,
 		Locks:        s.locks,
@@ -237,6 +238,18 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	up.start()
 	s.ready.Store(true)
 	return s, nil
+}
+
+// recheckFor is extensions.Options.Recheck: the uncached manifest index
+// when other replicas share the store (and so the blob storage) and may
+// delete a manifest while this one stores a signature for it. Proxy mode
+// needs none: a manifest deleted upstream hides its signatures rather
+// than removing them.
+func recheckFor(shared bool, up *upstream, manifests extensions.ManifestChecker) extensions.ManifestChecker {
+	if !shared || up != nil {
+		return nil
+	}
+	return manifests
 }
 
 // ServeHTTP implements http.Handler.

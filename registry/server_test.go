@@ -65,6 +65,13 @@ func newTestEnv(t testing.TB, mutate func(*config.Config)) *testEnv {
 
 func newTestEnvAuth(t testing.TB, mutate func(*config.Config), auth Authorizer) *testEnv {
 	t.Helper()
+	return newTestEnvOptions(t, mutate, auth, nil)
+}
+
+// newTestEnvOptions is newTestEnvAuth with a last say over the server's
+// Options (opts may be nil).
+func newTestEnvOptions(t testing.TB, mutate func(*config.Config), auth Authorizer, opts func(*Options)) *testEnv {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Storage.DataDir = t.TempDir()
 	if mutate != nil {
@@ -87,10 +94,14 @@ func newTestEnvAuth(t testing.TB, mutate func(*config.Config), auth Authorizer) 
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	srv, err := New(context.Background(), Options{
+	o := Options{
 		Config: cfg, Store: store, Metrics: metrics, Gatherer: reg, Authorizer: auth, ReferrersPageSize: 3,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	srv, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
