@@ -44,13 +44,17 @@ func proxyGet(ctx context.Context, e *env, o options) ([]row, error) {
 		return nil, err
 	}
 
-	b, err := getRow(ctx, e, o, load{threads: 1, connections: 4, duration: o.duration}, up, s, blob, "MiB/s")
+	// blobRow measures blob GETs through p against the upstream direct.
+	blobRow := func(p *proc, workload, notes string) (row, error) {
+		r, err := getRow(ctx, e, o, load{threads: 1, connections: 4, duration: o.duration}, up, p, blob, "MiB/s")
+		r.workload, r.baseline, r.target, r.extraNotes = workload, "the same upstream, direct", "≥ 0.9", notes
+		r.met = verdict(r.ratio >= 0.9)
+		return r, err
+	}
+	b, err := blobRow(s, "proxy blob-get (64 MiB, c=4)", "the upstream and Signet share the server core; direct, the upstream has it alone")
 	if err != nil {
 		return nil, err
 	}
-	b.workload, b.baseline, b.target = "proxy blob-get (64 MiB, c=4)", "the same upstream, direct", "≥ 0.9"
-	b.extraNotes = "the upstream and Signet share the server core; direct, the upstream has it alone"
-	b.met = verdict(b.ratio >= 0.9)
 
 	// The other way to share two cores: the upstream keeps its core
 	// alone in both runs, and Signet runs beside the load generator.
@@ -67,13 +71,10 @@ func proxyGet(ctx context.Context, e *env, o options) ([]row, error) {
 	if err := checkServes([]*proc{sc}, blob, nil, img.layer); err != nil {
 		return nil, err
 	}
-	bc, err := getRow(ctx, e, o, load{threads: 1, connections: 4, duration: o.duration}, up, sc, blob, "MiB/s")
+	bc, err := blobRow(sc, "proxy blob-get, Signet on the load core", "the upstream has the server core alone in both runs; Signet shares the load generator's core")
 	if err != nil {
 		return nil, err
 	}
-	bc.workload, bc.baseline, bc.target = "proxy blob-get, Signet on the load core", "the same upstream, direct", "≥ 0.9"
-	bc.extraNotes = "the upstream has the server core alone in both runs; Signet shares the load generator's core"
-	bc.met = verdict(bc.ratio >= 0.9)
 
 	ml := load{threads: 1, connections: 32, duration: o.duration, headers: []string{"Accept: " + ociManifest}}
 	m, err := getRow(ctx, e, o, ml, up, s, manifest, "req/s")
