@@ -409,3 +409,75 @@ func TestSignaturePutTakenBackWhenManifestDeletedMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverDeletes: an interrupted manifest delete is settled at start,
+// the signatures going with a manifest that is gone. With replicas, an
+// intent whose manifest still exists may be another replica's delete in
+// progress and stays pending; in proxy mode nothing is settled, since the
+// embedded registry, empty there, cannot tell.
+func TestRecoverDeletes(t *testing.T) {
+	up := newUpstreamRegistry(t, nil)
+	for _, mode := range []string{"single", "shared", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			var e *testEnv
+			if mode == "proxy" {
+				e = proxyEnv(t, up.URL, nil)
+			} else {
+				e = newTestEnv(t, nil)
+			}
+			ctx := t.Context()
+			gone, kept := "ns/gone", "ns/kept"
+			keys := map[string]signaturestore.ImageKey{}
+			for _, repo := range []string{gone, kept} {
+				d := digest.FromString(repo)
+				if mode != "proxy" {
+					d = digest.Digest(e.pushImage(repo, "v1"))
+				}
+				k := signaturestore.ImageKey{Repository: repo, Digest: d}
+				keys[repo] = k
+				if err := e.store.Put(ctx, k, signaturestore.Signature{Name: string(d) + "@" + strings.Repeat("0", 32), Type: "atomic", Content: []byte("sig")}); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.store.BeginImageDelete(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if mode != "proxy" {
+				// The delete of ns/gone got as far as removing the manifest.
+				k := keys[gone]
+				link := filepath.Join(RegistryRoot(e.cfg.Storage.DataDir), "docker/registry/v2/repositories", k.Repository, "_manifests/revisions", k.Digest.Algorithm().String(), k.Digest.Encoded())
+				if err := os.RemoveAll(link); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := e.srv.recoverDeletes(ctx, mode == "shared"); err != nil {
+				t.Fatal(err)
+			}
+			count := func(repo string) int {
+				sigs, err := e.store.List(ctx, keys[repo])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(sigs)
+			}
+			pending, err := e.store.PendingImageDeletes(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []signaturestore.ImageKey
+			wantGone, wantKept := 0, 1
+			switch mode {
+			case "shared":
+				want = []signaturestore.ImageKey{keys[kept]}
+			case "proxy":
+				want = []signaturestore.ImageKey{keys[gone], keys[kept]}
+				wantGone = 1
+			}
+			slices.SortFunc(pending, func(a, b signaturestore.ImageKey) int { return strings.Compare(a.Repository, b.Repository) })
+			if !slices.Equal(pending, want) || count(gone) != wantGone || count(kept) != wantKept {
+				t.Fatalf("pending %v (want %v); signatures: %s %d (want %d), %s %d (want %d)",
+					pending, want, gone, count(gone), wantGone, kept, count(kept), wantKept)
+			}
+		})
+	}
+}

@@ -228,7 +228,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			c.cache.RequireLease()
 		}
 	}
-	if err := s.recoverDeletes(ctx); err != nil {
+	if err := s.recoverDeletes(ctx, opts.SharedStore); err != nil {
 		return nil, err
 	}
 	if err := s.recoverReferrers(ctx); err != nil {

@@ -291,8 +291,18 @@ func (b *bufferedResponse) copyTo(w http.ResponseWriter) {
 }
 
 // recoverDeletes settles manifest deletes interrupted by a crash: if the
-// manifest is gone, its signatures go too.
-func (s *Server) recoverDeletes(ctx context.Context) error {
+// manifest is gone its signatures go too, otherwise the intent is dropped.
+// With replicas sharing the store (shared), an intent whose manifest still
+// exists may be another replica's delete in progress: dropping it would
+// lose the signatures' removal should that replica die right after
+// deleting the manifest, so it is left pending (it is harmless, and the
+// next delete of that manifest settles it). In proxy mode the embedded
+// registry holds no manifests, so nothing could be told apart: proxy
+// mode journals nothing, and intents left from embedded mode stay.
+func (s *Server) recoverDeletes(ctx context.Context, shared bool) error {
+	if s.upstream != nil {
+		return nil
+	}
 	pending, err := s.journal.PendingImageDeletes(ctx)
 	if err != nil {
 		return fmt.Errorf("list pending manifest deletes: %w", err)
@@ -301,6 +311,10 @@ func (s *Server) recoverDeletes(ctx context.Context) error {
 		exists, err := s.manifests.ManifestExists(ctx, key.Repository, key.Digest)
 		if err != nil {
 			return fmt.Errorf("recover manifest delete %s: %w", key, err)
+		}
+		if exists && shared {
+			s.log.Info("pending manifest delete left for the replica that began it", "image", key.String())
+			continue
 		}
 		if err := s.journal.EndImageDelete(ctx, key, !exists); err != nil {
 			return fmt.Errorf("recover manifest delete %s: %w", key, err)
