@@ -78,6 +78,17 @@ func parseExpected(s string) (reference.Named, error) {
 	return ref, nil
 }
 
+// parseBoth parses the expected and the signed identity of one match.
+func parseBoth(expectedIdentity, signedIdentity string) (expected, signed reference.Named, err error) {
+	if expected, err = parseExpected(expectedIdentity); err != nil {
+		return nil, nil, err
+	}
+	if signed, err = parseSigned(signedIdentity); err != nil {
+		return nil, nil, err
+	}
+	return expected, signed, nil
+}
+
 func parseSigned(s string) (reference.Named, error) {
 	ref, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
@@ -101,11 +112,7 @@ func (MatchRepoDigestOrExact) String() string { return "matchRepoDigestOrExact" 
 
 // Match implements Rule.
 func (MatchRepoDigestOrExact) Match(expectedIdentity, signedIdentity string) error {
-	expected, err := parseExpected(expectedIdentity)
-	if err != nil {
-		return err
-	}
-	signed, err := parseSigned(signedIdentity)
+	expected, signed, err := parseBoth(expectedIdentity, signedIdentity)
 	if err != nil {
 		return err
 	}
@@ -139,11 +146,7 @@ func (MatchExact) String() string { return "matchExact" }
 
 // Match implements Rule.
 func (MatchExact) Match(expectedIdentity, signedIdentity string) error {
-	expected, err := parseExpected(expectedIdentity)
-	if err != nil {
-		return err
-	}
-	signed, err := parseSigned(signedIdentity)
+	expected, signed, err := parseBoth(expectedIdentity, signedIdentity)
 	if err != nil {
 		return err
 	}
@@ -168,11 +171,7 @@ func (MatchRepository) String() string { return "matchRepository" }
 
 // Match implements Rule.
 func (MatchRepository) Match(expectedIdentity, signedIdentity string) error {
-	expected, err := parseExpected(expectedIdentity)
-	if err != nil {
-		return err
-	}
-	signed, err := parseSigned(signedIdentity)
+	expected, signed, err := parseBoth(expectedIdentity, signedIdentity)
 	if err != nil {
 		return err
 	}
@@ -293,11 +292,7 @@ func (r RemapIdentity) String() string {
 
 // Match implements Rule.
 func (r RemapIdentity) Match(expectedIdentity, signedIdentity string) error {
-	expected, err := parseExpected(expectedIdentity)
-	if err != nil {
-		return err
-	}
-	signed, err := parseSigned(signedIdentity)
+	expected, signed, err := parseBoth(expectedIdentity, signedIdentity)
 	if err != nil {
 		return err
 	}
