@@ -100,10 +100,7 @@ grants:
 	// alice pushes and signs team/app:v1 with skopeo, and pushes
 	// secret/hidden, which carol may not see.
 	g := newGnuPG(t, "Console Signer <console@example.com>")
-	regD := filepath.Join(tmp, "registries.d")
-	_ = os.Mkdir(regD, 0o755)
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "layout")
 	ociImage(t, src, "v1", "console\n")
 	dgst := annotateOCI(t, src, map[string]string{

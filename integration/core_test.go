@@ -35,6 +35,19 @@ func writeJSON(t *testing.T, path string, v any) {
 	}
 }
 
+// skopeoDirs creates a registries.d directory and a policy that accepts
+// any image (acceptAnything) under tmp, for skopeoArgs.
+func skopeoDirs(t *testing.T, tmp string) (regD, anything string) {
+	t.Helper()
+	regD = filepath.Join(tmp, "registries.d")
+	if err := os.Mkdir(regD, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	anything = filepath.Join(tmp, "anything.json")
+	writeJSON(t, anything, acceptAnything())
+	return regD, anything
+}
+
 func acceptAnything() map[string]any {
 	return map[string]any{"default": []any{map[string]any{"type": "insecureAcceptAnything"}}}
 }
@@ -81,12 +94,7 @@ func TestSkopeoSignedPushAndPolicyPull(t *testing.T) {
 	other := newGnuPG(t, "Someone Else <else@example.com>")
 	s := startServer(t, filepath.Join(tmp, "data"))
 
-	regD := filepath.Join(tmp, "registries.d")
-	if err := os.Mkdir(regD, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "layout")
 	ociImage(t, src, "v1", "hello from signet\n")
 

@@ -91,12 +91,7 @@ grants:
 	signetConfig(t, cfgPath, "http://"+up.addr, "signet", "")
 	s := startServer(t, filepath.Join(tmp, "data"), "--config", cfgPath, "--users-file", usersFile)
 
-	regD := filepath.Join(tmp, "registries.d")
-	if err := os.Mkdir(regD, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	skopeo := func(env []string, args ...string) {
 		t.Helper()
 		run(t, env, "skopeo", append(skopeoArgs(regD, anything), args...)...)

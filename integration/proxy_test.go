@@ -266,12 +266,7 @@ func TestProxySkopeo(t *testing.T) {
 	g := newGnuPG(t, "Proxy Signer <proxy@example.com>")
 	other := newGnuPG(t, "Someone Else <else@example.com>")
 
-	regD := filepath.Join(tmp, "registries.d")
-	if err := os.Mkdir(regD, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "layout")
 	ociImage(t, src, "v1", "hello through the proxy\n")
 
@@ -362,12 +357,7 @@ func TestProxyPassthroughHtpasswd(t *testing.T) {
 	s := startServer(t, filepath.Join(tmp, "data"), "--config", cfgPath)
 	g := newGnuPG(t, "Alice <alice@example.com>")
 
-	regD := filepath.Join(tmp, "registries.d")
-	if err := os.Mkdir(regD, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "layout")
 	ociImage(t, src, "v1", "hello htpasswd\n")
 	ref := s.addr + "/team/app:v1"

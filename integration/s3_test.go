@@ -204,12 +204,7 @@ func TestS3BlobStorage(t *testing.T) {
 	s := startServer(t, dataDir, "--config", cfgPath)
 
 	// Push.
-	regD := filepath.Join(tmp, "registries.d")
-	if err := os.Mkdir(regD, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "src")
 	srcDigest := ociImage(t, src, "v1", strings.Repeat("blob bytes on object storage\n", 4096))
 	ref := s.addr + "/team/app:v1"

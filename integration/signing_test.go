@@ -113,10 +113,7 @@ func TestVerifySkopeoSignatureAndSave(t *testing.T) {
 	g := newGnuPG(t, "Skopeo Signer <skopeo@example.com>")
 	stranger := newGnuPG(t, "Stranger <stranger@example.com>")
 	s := startServer(t, filepath.Join(tmp, "data"))
-	regD := filepath.Join(tmp, "registries.d")
-	_ = os.Mkdir(regD, 0o755)
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "layout")
 	ociImage(t, src, "v1", "verify me\n")
 	ref := s.addr + "/team/app:v1"
@@ -284,10 +281,7 @@ func TestPushThenSign(t *testing.T) {
 	layout := filepath.Join(tmp, "layout")
 	ociImage(t, layout, "v1", "pushed by signet\n")
 	archive := filepath.Join(tmp, "image.tar")
-	regD := filepath.Join(tmp, "registries.d")
-	_ = os.Mkdir(regD, 0o755)
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	run(t, nil, "skopeo", append(skopeoArgs(regD, anything), "copy", "oci:"+layout+":v1", "docker-archive:"+archive+":example/app:v1")...)
 	otherRef := pushUnsigned(t, other, tmp, "upstream/app", "v1")
 

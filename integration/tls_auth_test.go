@@ -149,10 +149,7 @@ grants:
 	if err := os.WriteFile(filepath.Join(certDir, "ca.crt"), mustRead(t, caFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	regD := filepath.Join(tmp, "registries.d")
-	_ = os.Mkdir(regD, 0o755)
-	anything := filepath.Join(tmp, "anything.json")
-	writeJSON(t, anything, acceptAnything())
+	regD, anything := skopeoDirs(t, tmp)
 	src := filepath.Join(tmp, "layout")
 	ociImage(t, src, "v1", "over tls\n")
 	ref := s.addr + "/team/app:v1"
