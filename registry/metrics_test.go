@@ -71,7 +71,8 @@ func TestStoredCountBounded(t *testing.T) {
 		return 0, errors.New("etcd down")
 	}, clock)
 	before := calls.Load()
-	if fail.value() != -1 || fail.value() != -1 || calls.Load() != before+1 {
+	first, second := fail.value(), fail.value()
+	if first != -1 || second != -1 || calls.Load() != before+1 {
 		t.Fatalf("failure: %d counts for two scrapes, want 1", calls.Load()-before)
 	}
 }
