@@ -16,6 +16,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/signet-registry/signet/internal/refname"
 )
 
 // Signet's own reads of what the upstream holds, for the web console in
@@ -183,10 +185,9 @@ type untrustedList struct {
 func repositoriesOf(l untrustedList) []string { return l.Repositories }
 func tagsOf(l untrustedList) []string         { return l.Tags }
 
-func validName(name string) bool {
-	_, err := reference.WithName(name)
-	return err == nil
-}
+// validName is reference.WithName's check without its regexp: a catalog
+// walk checks up to maxCatalogNames names.
+func validName(name string) bool { return refname.Valid(name) }
 
 // list walks a paginated list (the catalog or a tag list; pick takes the
 // names from a page) through its Link headers, and returns at most
