@@ -338,17 +338,31 @@ func (t *tree) record(img *image, seq uint64) (signaturestore.Signature, error) 
 // recordAt decodes v, the record stored under seq, which must belong to
 // img.
 func recordAt(img *image, seq uint64, v []byte) (signaturestore.Signature, error) {
-	if v == nil {
-		return signaturestore.Signature{}, fmt.Errorf("%w: index points to missing signature %d", ErrCorrupt, seq)
+	f, err := fieldsAt(img, seq, v)
+	if err != nil {
+		return signaturestore.Signature{}, err
 	}
-	id, sig, err := decodeRecord(v, img.d)
+	sig, err := f.signature(img.d)
 	if err != nil {
 		return signaturestore.Signature{}, fmt.Errorf("signature %d: %w", seq, err)
 	}
-	if id != img.id {
-		return signaturestore.Signature{}, fmt.Errorf("%w: signature %d belongs to image id %d, indexed under %d", ErrCorrupt, seq, id, img.id)
-	}
 	return sig, nil
+}
+
+// fieldsAt parses v, the record stored under seq (nil: missing), which
+// must belong to img.
+func fieldsAt(img *image, seq uint64, v []byte) (recordFields, error) {
+	if v == nil {
+		return recordFields{}, fmt.Errorf("%w: index points to missing signature %d", ErrCorrupt, seq)
+	}
+	f, err := parseRecord(v, img.d)
+	if err != nil {
+		return f, fmt.Errorf("signature %d: %w", seq, err)
+	}
+	if f.id != img.id {
+		return f, fmt.Errorf("%w: signature %d belongs to image id %d, indexed under %d", ErrCorrupt, seq, f.id, img.id)
+	}
+	return f, nil
 }
 
 // list reads one image's signatures in insertion order.
@@ -418,22 +432,12 @@ func (t *tree) visit(key signaturestore.ImageKey, size func(int, int64), each fu
 	size(n, int64(img.bytes))
 	var name []byte
 	return t.eachRecord(img, func(seq uint64, v []byte) error {
-		if v == nil {
-			return fmt.Errorf("%w: index points to missing signature %d", ErrCorrupt, seq)
-		}
-		f, err := parseRecord(v, img.d)
+		f, err := fieldsAt(img, seq, v)
 		if err != nil {
-			return fmt.Errorf("signature %d: %w", seq, err)
-		}
-		if f.id != img.id {
-			return fmt.Errorf("%w: signature %d belongs to image id %d, indexed under %d", ErrCorrupt, seq, f.id, img.id)
+			return err
 		}
 		name = f.appendName(name[:0], img.d)
-		typ := signaturestore.TypeAtomic
-		if f.typ != nil {
-			typ = string(f.typ)
-		}
-		return each(signaturestore.SignatureView{Name: name, Type: typ, Content: f.content})
+		return each(signaturestore.SignatureView{Name: name, Type: f.typeName(), Content: f.content})
 	})
 }
 

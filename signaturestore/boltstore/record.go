@@ -69,11 +69,6 @@ func shortName(d digest.Digest, name string) ([nameSuffixLen]byte, bool) {
 	return sfx, true
 }
 
-// fullName rebuilds a short-form name.
-func fullName(d digest.Digest, sfx []byte) string {
-	return string(d) + "@" + hex.EncodeToString(sfx)
-}
-
 // recordBody is a record without its image id: everything Put can encode
 // before it knows which image id the record belongs to.
 func appendRecordBody(dst []byte, d digest.Digest, name, typ string, content []byte, created time.Time, status []byte) []byte {
@@ -301,32 +296,34 @@ func (f *recordFields) appendName(dst []byte, d digest.Digest) []byte {
 	return hex.AppendEncode(dst, f.name)
 }
 
+// typeName is the record's type.
+func (f *recordFields) typeName() string {
+	if f.typ == nil {
+		return signaturestore.TypeAtomic
+	}
+	return string(f.typ)
+}
+
+// signature decodes the status and copies every field, so the result
+// stays valid after the transaction that read the record has ended.
+func (f *recordFields) signature(d digest.Digest) (signaturestore.Signature, error) {
+	return finishRecord(string(f.appendName(nil, d)), f.typeName(), f.content, f.secs, f.nanos, f.status)
+}
+
 // decodeRecord parses a record of an image with digest d strictly and
-// copies every field out of b, so the result stays valid after the
-// transaction that read b has ended. It returns the image id the record
-// names.
+// copies every field out of b. It returns the image id the record names.
 func decodeRecord(b []byte, d digest.Digest) (uint64, signaturestore.Signature, error) {
 	f, err := parseRecord(b, d)
 	if err != nil {
 		return 0, signaturestore.Signature{}, err
 	}
-	name := string(f.name)
-	if f.short {
-		name = fullName(d, f.name)
-	}
-	typ := signaturestore.TypeAtomic
-	if f.typ != nil {
-		typ = string(f.typ)
-	}
-	sig, err := finishRecord(name, typ, f.content, f.secs, f.nanos, f.status)
+	sig, err := f.signature(d)
 	return f.id, sig, err
 }
 
-// finishRecord checks and copies the fields both record versions share.
+// finishRecord decodes the status and copies the fields both record
+// versions share; nanos is already checked (checkNanos).
 func finishRecord(name, typ string, content, secs, nanos, status []byte) (signaturestore.Signature, error) {
-	if err := checkNanos(nanos); err != nil {
-		return signaturestore.Signature{}, err
-	}
 	st, err := decodeStatus(status)
 	if err != nil {
 		return signaturestore.Signature{}, fmt.Errorf("%w: record: %w", ErrCorrupt, err)

@@ -78,6 +78,9 @@ func decodeRecordV1(b []byte) (signaturestore.Signature, error) {
 	if len(name) == 0 || len(typ) == 0 || len(content) == 0 {
 		return signaturestore.Signature{}, fmt.Errorf("%w: record: empty name, type or content", ErrCorrupt)
 	}
+	if err := checkNanos(nanos); err != nil {
+		return signaturestore.Signature{}, err
+	}
 	return finishRecord(string(name), string(typ), content, secs, nanos, status)
 }
 
