@@ -205,38 +205,13 @@ func decodeStrictWith(body []byte, fastPath bool) (Signature, error) {
 	return sig, nil
 }
 
-// EncodeList renders the GET body. An image without signatures renders as
-// {"signatures":[]}, never null: containers/image treats anything but a
-// list as an error.
-func EncodeList(sigs []signaturestore.Signature) ([]byte, error) {
-	body, _, err := encodeList(sigs)
-	return body, err
-}
-
-// encodeList writes exactly what json.Marshal writes for the
+// listEncoder renders the GET body from signaturestore.VisitList's calls
+// (start, add each, finish): exactly what json.Marshal writes for the
 // SignatureList (wire_test.go compares the two), and where each
 // signature's base64 content lies in it, so a cached list can serve one
-// content without keeping the decoded signatures.
-func encodeList(sigs []signaturestore.Signature) ([]byte, [][2]int, error) {
-	var e listEncoder
-	var content int64
-	names := 0
-	for _, s := range sigs {
-		content += int64(len(s.Content))
-		names += len(s.Name) + len(s.Type)
-	}
-	e.start(len(sigs), content, names)
-	for _, s := range sigs {
-		if err := e.add(signaturestore.SignatureView{Name: []byte(s.Name), Type: s.Type, Content: s.Content}); err != nil {
-			return nil, nil, err
-		}
-	}
-	b, offsets := e.finish()
-	return b, offsets, nil
-}
-
-// listEncoder is encodeList one signature at a time, for
-// signaturestore.VisitList: start, add each, finish.
+// content without keeping the decoded signatures. An image without
+// signatures renders as {"signatures":[]}, never null: containers/image
+// treats anything but a list as an error.
 type listEncoder struct {
 	b       []byte
 	offsets [][2]int

@@ -125,12 +125,32 @@ func TestDecodeSignature(t *testing.T) {
 	}
 }
 
+// encodeList drives a listEncoder over sigs, as listImage does over a
+// store's VisitList.
+func encodeList(sigs []signaturestore.Signature) ([]byte, [][2]int, error) {
+	var e listEncoder
+	var content int64
+	names := 0
+	for _, s := range sigs {
+		content += int64(len(s.Content))
+		names += len(s.Name) + len(s.Type)
+	}
+	e.start(len(sigs), content, names)
+	for _, s := range sigs {
+		if err := e.add(signaturestore.SignatureView{Name: []byte(s.Name), Type: s.Type, Content: s.Content}); err != nil {
+			return nil, nil, err
+		}
+	}
+	b, offsets := e.finish()
+	return b, offsets, nil
+}
+
 func TestEncodeList(t *testing.T) {
-	empty, err := EncodeList(nil)
+	empty, _, err := encodeList(nil)
 	if err != nil || string(empty) != `{"signatures":[]}` {
 		t.Fatalf("empty list %q %v", empty, err)
 	}
-	got, err := EncodeList([]signaturestore.Signature{{Name: testName, Type: "atomic", Content: []byte{1, 2, 3}}})
+	got, _, err := encodeList([]signaturestore.Signature{{Name: testName, Type: "atomic", Content: []byte{1, 2, 3}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +162,7 @@ func TestEncodeList(t *testing.T) {
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	in := signaturestore.Signature{Name: testName, Type: "atomic", Content: []byte("\x00\xffbinary")}
-	list, err := EncodeList([]signaturestore.Signature{in})
+	list, _, err := encodeList([]signaturestore.Signature{in})
 	if err != nil {
 		t.Fatal(err)
 	}
