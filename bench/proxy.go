@@ -58,12 +58,7 @@ func proxyGet(ctx context.Context, e *env, o options) ([]row, error) {
 
 	// The other way to share two cores: the upstream keeps its core
 	// alone in both runs, and Signet runs beside the load generator.
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	sc, err := startPinned(ctx, dir, "signet-proxy-loadcore", e.loadCore, addr, "http://"+addr+"/readyz", nil, e.signet,
-		"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "signet-data-loadcore"), "--upstream", "http://"+up.addr)
+	sc, err := startSignetOn(ctx, e, e.loadCore, dir, "signet-proxy-loadcore", filepath.Join(dir, "signet-data-loadcore"), "--upstream", "http://"+up.addr)
 	if err != nil {
 		return nil, err
 	}

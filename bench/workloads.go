@@ -150,12 +150,17 @@ func wrkRunner(e *env, l load) func(context.Context) (result, error) {
 // startSignet starts signet serve on dataDir, pinned, with its default
 // configuration (access log on, to a file as nginx's is).
 func startSignet(ctx context.Context, e *env, dir, label, dataDir string, extra ...string) (*proc, error) {
+	return startSignetOn(ctx, e, e.serverCore, dir, label, dataDir, extra...)
+}
+
+// startSignetOn is startSignet pinned to core.
+func startSignetOn(ctx context.Context, e *env, core, dir, label, dataDir string, extra ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	args := append([]string{"serve", "--addr", addr, "--data-dir", dataDir}, extra...)
-	return startPinned(ctx, dir, label, e.serverCore, addr, "http://"+addr+"/readyz", nil, e.signet, args...)
+	return startPinned(ctx, dir, label, core, addr, "http://"+addr+"/readyz", nil, e.signet, args...)
 }
 
 // startNginx serves root as static files with one worker, pinned.
