@@ -185,8 +185,8 @@ type untrustedList struct {
 func repositoriesOf(l untrustedList) []string { return l.Repositories }
 func tagsOf(l untrustedList) []string         { return l.Tags }
 
-// validName is reference.WithName's check without its regexp: a catalog
-// walk checks up to maxCatalogNames names.
+// validName is reference.WithName's check without its regexp (a catalog
+// walk checks up to maxCatalogNames names).
 func validName(name string) bool { return refname.Valid(name) }
 
 // list walks a paginated list (the catalog or a tag list; pick takes the
@@ -336,7 +336,7 @@ func (p *Proxy) Manifest(ctx context.Context, repo, ref string) (digest.Digest, 
 // Blob fetches at most limit bytes of a blob and checks its digest.
 // A redirect (to object storage) is followed without the credentials.
 func (p *Proxy) Blob(ctx context.Context, repo string, d digest.Digest, limit int64) ([]byte, error) {
-	if _, err := reference.WithName(repo); err != nil {
+	if !validName(repo) {
 		return nil, fmt.Errorf("repository %q: %w", repo, ErrNotFound)
 	}
 	if err := d.Validate(); err != nil {
@@ -363,7 +363,7 @@ func (p *Proxy) Blob(ctx context.Context, repo string, d digest.Digest, limit in
 // filters. An upstream without the referrers API answers 404, which is
 // ErrNotFound like any other.
 func (p *Proxy) Referrers(ctx context.Context, repo string, subject digest.Digest, artifactType string) ([]byte, error) {
-	if _, err := reference.WithName(repo); err != nil {
+	if !validName(repo) {
 		return nil, fmt.Errorf("repository %q: %w", repo, ErrNotFound)
 	}
 	if err := subject.Validate(); err != nil {
